@@ -1,0 +1,254 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mlab/mlab/sandbox"
+)
+
+// mountPoint is where the workspace appears inside bubblewrap, so scripts see
+// the same path in every session and learn nothing about the host layout.
+const mountPoint = "/workspace"
+
+// Exec implements sandbox.Sandbox.
+func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.ExecResult, error) {
+	if len(req.Args) == 0 {
+		return sandbox.ExecResult{}, errors.New("exec: empty command")
+	}
+	if err := checkRelDir(req.Dir); err != nil {
+		return sandbox.ExecResult{}, err
+	}
+	argv, err := s.argv(req)
+	if err != nil {
+		return sandbox.ExecResult{}, err
+	}
+	if req.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
+		defer cancel()
+	}
+	stdout := sandbox.NewCapture(s.limits.OutputBytes, req.Stdout)
+	stderr := sandbox.NewCapture(s.limits.OutputBytes, req.Stderr)
+
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = s.env(req.Env)
+	cmd.Dir = filepath.Join(s.ws, req.Dir)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = req.Stdin, stdout, stderr
+	// A process group lets one kill reach the whole tree; Pdeathsig stops
+	// the top process from outliving a crashed server.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Grandchildren may hold the output pipes open after a kill; do not let
+	// them block Wait forever.
+	cmd.WaitDelay = 2 * time.Second
+
+	p := &proc{cmd: cmd}
+	start := time.Now()
+	if err := s.start(p); err != nil {
+		return sandbox.ExecResult{}, fmt.Errorf("start %s: %w", req.Args[0], err)
+	}
+	defer s.untrack(p)
+	done := make(chan struct{})
+	var timedOut atomic.Bool
+	go func() {
+		select {
+		case <-ctx.Done():
+			timedOut.Store(errors.Is(ctx.Err(), context.DeadlineExceeded))
+			p.kill()
+		case <-done:
+		}
+	}()
+	waitErr := cmd.Wait()
+	close(done)
+	// Background children of a finished script die with it.
+	killGroup(cmd)
+
+	res := sandbox.ExecResult{
+		Duration:    time.Since(start),
+		Stdout:      stdout.String(),
+		Stderr:      stderr.String(),
+		StdoutBytes: stdout.Total(),
+		StderrBytes: stderr.Total(),
+		Truncated:   stdout.Truncated() || stderr.Truncated(),
+		TimedOut:    timedOut.Load(),
+	}
+	var exitErr *exec.ExitError
+	if waitErr != nil && !errors.As(waitErr, &exitErr) && !errors.Is(waitErr, exec.ErrWaitDelay) {
+		return res, fmt.Errorf("wait for %s: %w", req.Args[0], waitErr)
+	}
+	st := cmd.ProcessState
+	res.ExitCode = st.ExitCode()
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		res.Signal = ws.Signal().String()
+		res.ExitCode = 128 + int(ws.Signal())
+	}
+	// RLIMIT_AS turns running out of memory into a failed allocation, which
+	// Python reports as MemoryError; the kernel OOM killer sends SIGKILL.
+	res.OOM = !p.killed.Load() && (strings.Contains(stderrTail(res.Stderr), "MemoryError") ||
+		res.Signal == syscall.SIGKILL.String())
+	return res, nil
+}
+
+// stderrTail is the part of stderr a final traceback would be in.
+func stderrTail(s string) string {
+	if len(s) > 4096 {
+		return s[len(s)-4096:]
+	}
+	return s
+}
+
+// proc is one running exec; killed tells a kill of ours from the kernel's.
+type proc struct {
+	cmd    *exec.Cmd
+	killed atomic.Bool
+}
+
+func (p *proc) kill() {
+	p.killed.Store(true)
+	killGroup(p.cmd)
+}
+
+func killGroup(cmd *exec.Cmd) {
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+func checkRelDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if filepath.IsAbs(dir) || !filepath.IsLocal(dir) {
+		return fmt.Errorf("exec: working directory %q is outside the workspace", dir)
+	}
+	return nil
+}
+
+// argv wraps the request in prlimit (so the limits hold for every process the
+// script starts) and, when available, bubblewrap.
+func (s *Sandbox) argv(req sandbox.ExecRequest) ([]string, error) {
+	l := s.limits
+	argv := []string{
+		"prlimit",
+		"--as=" + strconv.FormatInt(l.MemoryBytes, 10),
+		"--cpu=" + strconv.FormatInt(l.CPUSeconds, 10),
+		"--fsize=" + strconv.FormatInt(l.FileBytes, 10),
+		"--core=0",
+		"--",
+	}
+	if s.bwrap == "" {
+		return append(argv, req.Args...), nil
+	}
+	argv = append(argv, s.bwrap)
+	argv = append(argv, bwrapArgs(s.ws, req.Dir)...)
+	extra, err := interpreterBind(req.Args[0])
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range extra {
+		argv = append(argv, "--ro-bind", d, d)
+	}
+	return append(append(argv, "--"), req.Args...), nil
+}
+
+// env is the whole environment of a script: nothing of the server's leaks in.
+func (s *Sandbox) env(extra []string) []string {
+	home := s.tmp
+	if s.bwrap != "" {
+		home = "/tmp"
+	}
+	env := []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"HOME=" + home,
+		"TMPDIR=" + home,
+		"USER=agent",
+		"LANG=C.UTF-8",
+		"PYTHONUNBUFFERED=1",
+		"PYTHONDONTWRITEBYTECODE=1",
+		"MPLBACKEND=Agg",
+	}
+	return append(env, extra...)
+}
+
+// bwrapArgs builds a namespace with no network, its own pid space, the system
+// read-only, a private /tmp and the workspace as the only writable host path.
+// Nothing else of the host (task folders, run logs, other sessions) is mounted.
+func bwrapArgs(ws, dir string) []string {
+	args := []string{
+		"--unshare-all", "--die-with-parent", "--new-session",
+		"--uid", "65534", "--gid", "65534",
+		"--ro-bind", "/usr", "/usr",
+	}
+	for _, d := range []string{"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} {
+		target, err := os.Readlink(d)
+		switch {
+		case err == nil:
+			args = append(args, "--symlink", target, d)
+		default:
+			args = append(args, "--ro-bind-try", d, d)
+		}
+	}
+	// numpy's BLAS is found through /etc/alternatives; the rest of /etc stays
+	// out of reach.
+	for _, f := range []string{"/etc/alternatives", "/etc/ld.so.cache", "/etc/localtime", "/etc/mime.types"} {
+		args = append(args, "--ro-bind-try", f, f)
+	}
+	return append(args,
+		"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+		"--bind", ws, mountPoint,
+		"--chdir", filepath.Join(mountPoint, dir),
+		"--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
+	)
+}
+
+// interpreterBind returns the install prefix of an interpreter that lives
+// outside /usr (a pyenv or conda python), which must be visible inside the jail.
+func interpreterBind(name string) ([]string, error) {
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return nil, fmt.Errorf("interpreter %s: %w", name, err)
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return nil, fmt.Errorf("interpreter %s: %w", name, err)
+	}
+	var binds []string
+	for _, p := range []string{path, real} {
+		if strings.HasPrefix(p, "/usr/") || strings.HasPrefix(p, "/bin/") {
+			continue
+		}
+		// <prefix>/bin/python3 -> <prefix>
+		binds = append(binds, filepath.Dir(filepath.Dir(p)))
+	}
+	return binds, nil
+}
+
+// probeBwrap checks that bubblewrap can create the namespaces we need here;
+// inside some containers it is installed but cannot.
+func probeBwrap(ctx context.Context) (string, error) {
+	path, err := exec.LookPath("bwrap")
+	if err != nil {
+		return "", errors.New("bwrap not found on PATH")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "mlab-bwrap-probe-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	args := append(bwrapArgs(dir, ""), "--", "/bin/true")
+	if out, err := exec.CommandContext(ctx, path, args...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("bwrap probe failed: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return path, nil
+}

@@ -1,0 +1,209 @@
+package local
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mlab/mlab/sandbox"
+)
+
+const python = "/usr/bin/python3"
+
+func newSandbox(t *testing.T, iso Isolation, limits sandbox.Limits) sandbox.Sandbox {
+	t.Helper()
+	if _, err := os.Stat(python); err != nil {
+		t.Fatalf("%s is required: %v", python, err)
+	}
+	p, err := New(t.Context(), Options{Root: t.TempDir(), Isolation: iso, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatalf("new provider: %v", err)
+	}
+	files := t.TempDir()
+	if err := os.WriteFile(filepath.Join(files, "hello.txt"), []byte("hi"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := p.Create(t.Context(), sandbox.Spec{Files: files, Limits: limits})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	t.Cleanup(func() { sb.Close() })
+	return sb
+}
+
+// isolations lists the modes this host supports; bwrap is only tested where it works.
+func isolations(t *testing.T) []Isolation {
+	modes := []Isolation{IsolationNone}
+	if _, err := probeBwrap(t.Context()); err == nil {
+		modes = append(modes, IsolationBwrap)
+	} else {
+		t.Logf("bubblewrap not usable here, testing unconfined mode only: %v", err)
+	}
+	return modes
+}
+
+func runPy(t *testing.T, sb sandbox.Sandbox, code string, timeout time.Duration) sandbox.ExecResult {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(sb.Workspace(), "s.py"), []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := sb.Exec(t.Context(), sandbox.ExecRequest{Args: []string{python, "-u", "s.py"}, Timeout: timeout})
+	if err != nil {
+		t.Fatalf("exec: %v", err)
+	}
+	return res
+}
+
+func TestExec(t *testing.T) {
+	for _, iso := range isolations(t) {
+		t.Run(string(iso), func(t *testing.T) {
+			tests := []struct {
+				name   string
+				code   string
+				exit   int
+				stdout string
+				stderr string
+			}{
+				{"reads workspace", "print(open('hello.txt').read())", 0, "hi\n", ""},
+				{"imports numpy", "import numpy; print(numpy.arange(4).sum())", 0, "6\n", ""},
+				{"exit code", "import sys; sys.exit(3)", 3, "", ""},
+				{"traceback", "raise ValueError('boom')", 1, "", "ValueError: boom"},
+				{"writes files", "open('out.txt','w').write('x'); print(open('out.txt').read())", 0, "x\n", ""},
+			}
+			sb := newSandbox(t, iso, sandbox.Limits{})
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					res := runPy(t, sb, tc.code, 30*time.Second)
+					if res.ExitCode != tc.exit || res.Stdout != tc.stdout || !strings.Contains(res.Stderr, tc.stderr) {
+						t.Errorf("got exit %d stdout %q stderr %q; want exit %d stdout %q stderr containing %q",
+							res.ExitCode, res.Stdout, res.Stderr, tc.exit, tc.stdout, tc.stderr)
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestConfinement(t *testing.T) {
+	if _, err := probeBwrap(t.Context()); err != nil {
+		t.Skipf("bubblewrap not usable on this host: %v", err)
+	}
+	sb := newSandbox(t, IsolationBwrap, sandbox.Limits{})
+	secret := filepath.Join(t.TempDir(), "secret.txt")
+	if err := os.WriteFile(secret, []byte("hidden"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, code string }{
+		{"host file", fmt.Sprintf("print(open(%q).read())", secret)},
+		{"etc passwd", "print(open('/etc/passwd').read())"},
+		{"network", "import socket; s=socket.create_connection(('1.1.1.1', 53), timeout=3); print('connected')"},
+		{"write system", "open('/usr/evil','w').write('x'); print('wrote')"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := runPy(t, sb, tc.code, 30*time.Second)
+			if res.ExitCode == 0 {
+				t.Errorf("escape succeeded: stdout %q", res.Stdout)
+			}
+		})
+	}
+}
+
+// processesWith lists host processes whose command line contains marker.
+func processesWith(marker string) []string {
+	var found []string
+	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range dirs {
+		b, err := os.ReadFile(f)
+		if err == nil && strings.Contains(string(b), marker) {
+			found = append(found, f)
+		}
+	}
+	return found
+}
+
+func TestTimeoutKillsTree(t *testing.T) {
+	for _, iso := range isolations(t) {
+		t.Run(string(iso), func(t *testing.T) {
+			sb := newSandbox(t, iso, sandbox.Limits{})
+			marker := fmt.Sprintf("%d.%d", time.Now().UnixNano()%100000, os.Getpid())
+			code := fmt.Sprintf(`import subprocess, time
+subprocess.Popen(['sleep', '%s'])
+print('started', flush=True)
+while True: time.sleep(1)
+`, marker)
+			start := time.Now()
+			res := runPy(t, sb, code, 2*time.Second)
+			if !res.TimedOut || res.Stdout != "started\n" {
+				t.Fatalf("want timeout with partial output, got %+v", res)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("exec returned after %v", d)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for len(processesWith(marker)) > 0 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if left := processesWith(marker); len(left) > 0 {
+				t.Errorf("processes left behind: %v", left)
+			}
+		})
+	}
+}
+
+func TestCloseKillsRunning(t *testing.T) {
+	sb := newSandbox(t, IsolationNone, sandbox.Limits{})
+	done := make(chan sandbox.ExecResult)
+	go func() {
+		res, _ := sb.Exec(t.Context(), sandbox.ExecRequest{Args: []string{python, "-c", "import time; time.sleep(60)"}})
+		done <- res
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := sb.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	select {
+	case res := <-done:
+		if res.ExitCode == 0 || res.OOM {
+			t.Errorf("killed exec reported %+v", res)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("exec still running after Close")
+	}
+	if err := sb.Close(); err != nil {
+		t.Errorf("second close: %v", err)
+	}
+	if _, err := os.Stat(sb.Workspace()); !os.IsNotExist(err) {
+		t.Errorf("workspace still exists after close: %v", err)
+	}
+	if _, err := sb.Exec(t.Context(), sandbox.ExecRequest{Args: []string{"true"}}); err == nil {
+		t.Error("exec on closed sandbox succeeded")
+	}
+}
+
+func TestOutputCapped(t *testing.T) {
+	sb := newSandbox(t, IsolationNone, sandbox.Limits{OutputBytes: 1000})
+	res := runPy(t, sb, "import sys\nfor i in range(100000): sys.stdout.write('line %d\\n' % i)\nprint('END')", 30*time.Second)
+	if !res.Truncated || len(res.Stdout) > 1200 {
+		t.Fatalf("output not capped: truncated=%v len=%d", res.Truncated, len(res.Stdout))
+	}
+	if !strings.HasPrefix(res.Stdout, "line 0\n") || !strings.HasSuffix(res.Stdout, "END\n") {
+		t.Errorf("head or tail lost: %q", res.Stdout)
+	}
+	if res.StdoutBytes < 1_000_000 {
+		t.Errorf("StdoutBytes = %d, want the full count", res.StdoutBytes)
+	}
+}
+
+func TestMemoryLimit(t *testing.T) {
+	sb := newSandbox(t, IsolationNone, sandbox.Limits{MemoryBytes: 512 << 20})
+	res := runPy(t, sb, "b = bytearray(2 << 30)\nprint('allocated')", 30*time.Second)
+	if !res.OOM || res.ExitCode == 0 {
+		t.Errorf("want OOM, got %+v", res)
+	}
+}

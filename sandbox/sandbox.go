@@ -1,0 +1,124 @@
+// Package sandbox owns the place where agent code runs: the Provider and Sandbox
+// contracts every backend implements, the resource limits they enforce, and the
+// capped capture of script output. Backends live in subpackages (sandbox/local).
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Provider creates sandboxes. One sandbox serves one episode.
+type Provider interface {
+	// Name identifies the backend in logs and result.json ("local", "docker").
+	Name() string
+	// Create makes a fresh sandbox whose workspace holds a copy of Spec.Files.
+	Create(ctx context.Context, spec Spec) (Sandbox, error)
+}
+
+// Sandbox is an isolated workspace plus a way to run processes in it.
+type Sandbox interface {
+	// Workspace is the host path of the workspace root. Tools read and write
+	// it directly (through os.Root); scripts see it as their working directory.
+	Workspace() string
+	// Exec runs a command inside the sandbox and waits for it. A non-zero
+	// exit, a timeout or an OOM kill is reported in ExecResult, not as an
+	// error; errors mean the sandbox itself failed.
+	Exec(ctx context.Context, req ExecRequest) (ExecResult, error)
+	// Close kills every process of the sandbox and removes its workspace.
+	// It is idempotent.
+	Close() error
+}
+
+// Spec describes a sandbox to create.
+type Spec struct {
+	// Session and Run name the episode, for labels and logs.
+	Session, Run string
+	// Files is copied into the workspace: a host directory.
+	Files string
+	// Limits bound every process started in the sandbox.
+	Limits Limits
+}
+
+// Limits bound the resources of processes in a sandbox. Zero fields take the
+// defaults below.
+type Limits struct {
+	// MemoryBytes caps the address space (local) or memory (docker) of a script.
+	MemoryBytes int64
+	// CPUSeconds caps the CPU time of a script.
+	CPUSeconds int64
+	// Processes caps the number of processes and threads.
+	Processes int64
+	// FileBytes caps the size of any single file a script writes.
+	FileBytes int64
+	// OutputBytes caps the stdout and stderr kept in ExecResult, each. Half
+	// is kept from the head and half from the tail.
+	OutputBytes int
+}
+
+// The defaults are generous enough for small training runs on one machine and
+// small enough that a runaway script cannot take the host down.
+const (
+	DefaultMemoryBytes = 8 << 30
+	DefaultCPUSeconds  = 4 * 3600
+	DefaultProcesses   = 512
+	DefaultFileBytes   = 4 << 30
+	DefaultOutputBytes = 32 << 10
+)
+
+// WithDefaults returns l with zero fields filled from the defaults.
+func (l Limits) WithDefaults() Limits {
+	fill := func(v *int64, d int64) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	fill(&l.MemoryBytes, DefaultMemoryBytes)
+	fill(&l.CPUSeconds, DefaultCPUSeconds)
+	fill(&l.Processes, DefaultProcesses)
+	fill(&l.FileBytes, DefaultFileBytes)
+	if l.OutputBytes <= 0 {
+		l.OutputBytes = DefaultOutputBytes
+	}
+	return l
+}
+
+// ExecRequest is one process to run in a sandbox.
+type ExecRequest struct {
+	// Args is the command line; Args[0] is looked up inside the sandbox.
+	Args []string
+	// Dir is the working directory relative to the workspace root ("" = root).
+	Dir string
+	// Env holds extra KEY=VALUE pairs on top of a minimal environment.
+	Env []string
+	// Timeout kills the whole process tree when it elapses; 0 means none
+	// beyond ctx.
+	Timeout time.Duration
+	// Stdin feeds the process; nil means an empty input.
+	Stdin io.Reader
+	// Stdout and Stderr, when set, receive the full output as it is produced.
+	Stdout, Stderr io.Writer
+}
+
+// ExecResult is what a finished process left behind.
+type ExecResult struct {
+	ExitCode int           `json:"exit_code"`
+	Stdout   string        `json:"stdout"`
+	Stderr   string        `json:"stderr"`
+	Duration time.Duration `json:"-"`
+	// StdoutBytes and StderrBytes count all output, including what was cut.
+	StdoutBytes int64 `json:"stdout_bytes"`
+	StderrBytes int64 `json:"stderr_bytes"`
+	// Truncated is set when either stream was longer than Limits.OutputBytes.
+	Truncated bool `json:"truncated"`
+	TimedOut  bool `json:"timed_out"`
+	// OOM is set when the process ran out of its memory limit.
+	OOM bool `json:"oom"`
+	// Signal names the signal that killed the process, if any.
+	Signal string `json:"signal,omitempty"`
+}
+
+// ErrClosed is returned by Exec on a sandbox that has been closed.
+var ErrClosed = errors.New("sandbox is closed")
