@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/mlab/mlab/benchmarks"
+	"github.com/mlab/mlab/eval"
+	"github.com/mlab/mlab/sandbox"
+	"github.com/mlab/mlab/sandbox/local"
+	"github.com/mlab/mlab/tasks"
+)
+
+// common holds the flags every command shares.
+type common struct {
+	tasksDir  string
+	python    string
+	runsDir   string
+	cacheDir  string
+	isolation string
+	logLevel  string
+}
+
+func newRootCmd() *cobra.Command {
+	c := &common{}
+	root := &cobra.Command{
+		Use:           "mlab",
+		Short:         "Serve ML research tasks to AI agents over MCP, in sandboxes, with hidden scoring",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+	}
+	f := root.PersistentFlags()
+	f.StringVar(&c.tasksDir, "tasks-dir", "", "folder of tasks in the MLAgentBench layout (<task>/env, <task>/scripts), added to the built-in tasks")
+	f.StringVar(&c.python, "python", defaultPython(), "Python interpreter that runs scripts and evals; it needs the tasks' packages")
+	f.StringVar(&c.runsDir, "runs-dir", "runs", "folder that receives one run log per episode")
+	f.StringVar(&c.cacheDir, "cache-dir", defaultCacheDir(), "folder for computed baselines")
+	f.StringVar(&c.isolation, "isolation", string(local.IsolationAuto), "local sandbox isolation: auto (bubblewrap when it works), bwrap (required) or none")
+	f.StringVar(&c.logLevel, "log-level", "info", "log level (debug, info, warn, error); logs go to stderr")
+	root.AddCommand(newServeCmd(c), newRunCmd(c), newTasksCmd(c))
+	return root
+}
+
+// defaultPython prefers Debian's interpreter, which is the one that has
+// numpy, pandas and scikit-learn on these machines; a python3 earlier on
+// PATH (pyenv, a venv) often lacks them.
+func defaultPython() string {
+	if _, err := os.Stat("/usr/bin/python3"); err == nil {
+		return "/usr/bin/python3"
+	}
+	return "python3"
+}
+
+func defaultCacheDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "mlab")
+	}
+	return filepath.Join(os.TempDir(), "mlab-cache")
+}
+
+func (c *common) logger() (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(c.logLevel)
+	if err != nil {
+		return zerolog.Nop(), fmt.Errorf("--log-level: %w", err)
+	}
+	// Stdout belongs to JSON-RPC in stdio mode: logs only ever go to stderr.
+	return zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}).
+		Level(lvl).With().Timestamp().Logger(), nil
+}
+
+func (c *common) catalog(scratch string) *tasks.Catalog {
+	return tasks.NewCatalog(benchmarks.FS(), c.tasksDir, scratch)
+}
+
+// env is what serving a task needs, built from the flags.
+type env struct {
+	log       zerolog.Logger
+	catalog   *tasks.Catalog
+	provider  sandbox.Provider
+	scorer    *eval.Scorer
+	baselines *eval.Baselines
+	cleanup   func()
+}
+
+func (c *common) env(ctx context.Context) (*env, error) {
+	log, err := c.logger()
+	if err != nil {
+		return nil, err
+	}
+	scratch, err := os.MkdirTemp("", "mlab-")
+	if err != nil {
+		return nil, fmt.Errorf("create scratch dir: %w", err)
+	}
+	provider, err := local.New(ctx, local.Options{
+		Root: filepath.Join(scratch, "sandboxes"), Isolation: local.Isolation(c.isolation), Logger: log,
+	})
+	if err != nil {
+		os.RemoveAll(scratch)
+		return nil, err
+	}
+	scorer := &eval.Scorer{Provider: provider, Python: c.python}
+	return &env{
+		log:       log,
+		catalog:   c.catalog(filepath.Join(scratch, "tasks")),
+		provider:  provider,
+		scorer:    scorer,
+		baselines: &eval.Baselines{Scorer: scorer, CacheDir: filepath.Join(c.cacheDir, "baselines")},
+		cleanup:   func() { os.RemoveAll(scratch) },
+	}, nil
+}

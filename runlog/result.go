@@ -1,0 +1,114 @@
+package runlog
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Result statuses.
+const (
+	StatusRunning = "running"
+	StatusScored  = "scored"
+	StatusInvalid = "invalid"
+	StatusAborted = "aborted"
+)
+
+// Result is result.json. Pointers are for values that may be absent, so that
+// a zero score is distinguishable from no score.
+type Result struct {
+	RunID       string     `json:"run_id"`
+	Task        string     `json:"task"`
+	SessionID   string     `json:"session_id"`
+	Agent       string     `json:"agent,omitempty"` // client name/version as reported in initialize
+	Backend     string     `json:"backend"`
+	Status      string     `json:"status"` // one of the Status constants
+	Metric      string     `json:"metric,omitempty"`
+	Direction   string     `json:"direction,omitempty"`
+	Score       *float64   `json:"score,omitempty"`
+	Baseline    *float64   `json:"baseline,omitempty"`
+	Improvement *float64   `json:"improvement,omitempty"`
+	Success     bool       `json:"success"`
+	Steps       int        `json:"steps"`
+	Seconds     float64    `json:"seconds"`
+	Error       string     `json:"error,omitempty"`
+	StartedAt   time.Time  `json:"started_at"`
+	EndedAt     *time.Time `json:"ended_at,omitempty"`
+}
+
+// WriteResult writes result.json atomically (temp file in the same dir,
+// fsync, rename), so a reader or a crash never sees a half-written result.
+// An empty RunID is filled in from the Log.
+func (l *Log) WriteResult(r Result) error {
+	if r.RunID == "" {
+		r.RunID = l.id
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode result: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(l.dir, resultFile), append(data, '\n'), true)
+}
+
+// ReadResult reads <runDir>/result.json.
+func ReadResult(runDir string) (Result, error) {
+	p := filepath.Join(runDir, resultFile)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return Result{}, fmt.Errorf("read result %s: %w", p, err)
+	}
+	var r Result
+	if err := json.Unmarshal(data, &r); err != nil {
+		return Result{}, fmt.Errorf("decode result %s: %w", p, err)
+	}
+	return r, nil
+}
+
+// writeFileAtomic replaces path with data via a temp file in the same
+// directory and a rename. durable adds fsyncs of the file and the directory
+// for records that must survive a machine crash, not just a killed process.
+func writeFileAtomic(path string, data []byte, durable bool) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmpName := tmp.Name()
+	renamed := false
+	defer func() {
+		if !renamed {
+			_ = tmp.Close()
+			_ = os.Remove(tmpName)
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", tmpName, err)
+	}
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			return fmt.Errorf("sync %s: %w", tmpName, err)
+		}
+	}
+	// CreateTemp makes 0600; these records are meant to be read by tools.
+	if err := tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("chmod %s: %w", tmpName, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmpName, err)
+	}
+	if err := os.Rename(tmpName, path); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", tmpName, path, err)
+	}
+	renamed = true
+	if durable {
+		// Best effort: the rename is already visible, and some filesystems
+		// refuse fsync on directories.
+		if d, err := os.Open(dir); err == nil {
+			_ = d.Sync()
+			_ = d.Close()
+		}
+	}
+	return nil
+}

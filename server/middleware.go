@@ -1,0 +1,98 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/mlab/mlab/runlog"
+	"github.com/mlab/mlab/tools"
+)
+
+// record is the one middleware every tool call passes: it starts the
+// session's episode on first use, enforces the end of the episode and its
+// budgets, runs the tool, snapshots the workspace after tools that may change
+// it, and appends the step to the trace.
+func (s *Server) record(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		name := req.Params.Name
+		ep, err := s.episodeFor(ctx)
+		if err != nil {
+			s.log.Error().Err(err).Str("tool", name).Msg("start episode")
+			return mcp.NewToolResultError("could not start the episode: " + err.Error()), nil
+		}
+		step, refusal := ep.begin(name)
+		if refusal != "" {
+			return mcp.NewToolResultError(refusal), nil
+		}
+		start := time.Now()
+		res, err := next(ctx, req)
+		took := time.Since(start)
+
+		entry := runlog.Step{
+			Step: step, Time: start.UTC(), Tool: name, Arguments: arguments(req),
+			DurationMS: float64(took.Microseconds()) / 1000,
+		}
+		switch {
+		case err != nil:
+			entry.IsError, entry.Result = true, "protocol error: "+err.Error()
+		case res != nil:
+			entry.IsError, entry.Result = res.IsError, resultText(res)
+			if o, ok := res.StructuredContent.(interface{ OutputPath() string }); ok {
+				entry.Output = o.OutputPath()
+			}
+		}
+		if !tools.ReadOnly(name) && name != "final_answer" {
+			// A step whose request was cancelled (a dropped client) still
+			// changed the workspace and is still recorded.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			snap := fmt.Sprintf("step-%04d", step)
+			_, serr := ep.log.Snapshot(sctx, ep.sb.Workspace(), snap)
+			cancel()
+			if serr != nil {
+				ep.logger.Error().Err(serr).Int("step", step).Msg("snapshot")
+			} else {
+				entry.Snapshot = snap
+			}
+		}
+		if aerr := ep.log.Append(entry); aerr != nil {
+			ep.logger.Error().Err(aerr).Int("step", step).Msg("append trace")
+		}
+		ep.logger.Debug().Str("tool", name).Int("step", step).Bool("is_error", entry.IsError).
+			Dur("took", took).Msg("tool call")
+		return res, err
+	}
+}
+
+// session is the tools' view of the calling session's episode.
+func (s *Server) session(ctx context.Context) (*tools.Session, error) {
+	ep, err := s.episodeFor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return ep.tools, nil
+}
+
+func arguments(req mcp.CallToolRequest) json.RawMessage {
+	if len(req.Params.RawArguments) > 0 {
+		return req.Params.RawArguments
+	}
+	b, err := json.Marshal(req.Params.Arguments)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+func resultText(res *mcp.CallToolResult) string {
+	for _, c := range res.Content {
+		if t, ok := c.(mcp.TextContent); ok {
+			return t.Text
+		}
+	}
+	return ""
+}
