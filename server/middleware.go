@@ -46,7 +46,7 @@ func (s *Server) record(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFun
 				entry.Output = o.OutputPath()
 			}
 		}
-		if !tools.ReadOnly(name) && name != "final_answer" {
+		if !s.readOnly(name) && name != "final_answer" {
 			// A step whose request was cancelled (a dropped client) still
 			// changed the workspace and is still recorded.
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -66,6 +66,13 @@ func (s *Server) record(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFun
 			Dur("took", took).Msg("tool call")
 		return res, err
 	}
+}
+
+// readOnly reports whether a tool is annotated as leaving the workspace
+// unchanged, in which case no snapshot is needed after it.
+func (s *Server) readOnly(name string) bool {
+	t := s.mcp.GetTool(name)
+	return t != nil && t.Tool.Annotations.ReadOnlyHint != nil && *t.Tool.Annotations.ReadOnlyHint
 }
 
 // session is the tools' view of the calling session's episode.

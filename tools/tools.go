@@ -58,26 +58,6 @@ func Register(srv *server.MCPServer, lookup Lookup) {
 	}
 }
 
-// Names lists the tools in registration order.
-func Names() []string {
-	var names []string
-	for _, t := range definitions(nil) {
-		names = append(names, t.Tool.Name)
-	}
-	return names
-}
-
-// ReadOnly reports whether a tool leaves the workspace unchanged, so callers
-// can skip snapshotting after it.
-func ReadOnly(name string) bool {
-	for _, t := range definitions(nil) {
-		if t.Tool.Name == name {
-			return t.Tool.Annotations.ReadOnlyHint != nil && *t.Tool.Annotations.ReadOnlyHint
-		}
-	}
-	return false
-}
-
 // tool builds one server.ServerTool from a typed handler: this is the single
 // place where arguments are bound and errors are sorted into the agent's
 // channel (isError results) and the protocol's (Go errors).

@@ -1,0 +1,44 @@
+# mlab: build, demo, test, bench.
+#   make demo   runs the baseline agent on a built-in task through MCP and prints its score
+#   make test   runs every test (unit and end-to-end)
+
+PYTHON ?= /usr/bin/python3
+GO     ?= go
+BIN    := bin/mlab
+TASK   ?= tabular-classification
+DEBIAN_PACKAGES := python3 python3-numpy python3-pandas python3-sklearn bubblewrap util-linux patch
+
+.PHONY: all build demo test bench deps clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/mlab
+
+# deps checks what scripts and tests need: Debian's python3 with numpy, pandas
+# and scikit-learn, bubblewrap for the sandbox jail, prlimit for rlimits. As
+# root on Debian it installs what is missing; otherwise it says what to install.
+deps:
+	@if $(PYTHON) -c 'import numpy, pandas, sklearn' >/dev/null 2>&1 && command -v bwrap >/dev/null && command -v prlimit >/dev/null && command -v patch >/dev/null; then \
+		exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(DEBIAN_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES) >/dev/null; \
+	else \
+		echo "missing dependencies: need $(PYTHON) with numpy, pandas and scikit-learn, plus bwrap, prlimit and patch." >&2; \
+		echo "on Debian: sudo apt-get install $(DEBIAN_PACKAGES)" >&2; \
+		exit 1; \
+	fi
+
+demo: deps build
+	./$(BIN) run --task $(TASK) --agent baseline --python $(PYTHON)
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 200x ./...
+
+clean:
+	rm -rf bin

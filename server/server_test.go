@@ -1,0 +1,168 @@
+package server
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/rs/zerolog"
+
+	"github.com/mlab/mlab/eval"
+	"github.com/mlab/mlab/sandbox/local"
+	"github.com/mlab/mlab/tasks"
+)
+
+// fixture writes a task whose eval reads score.txt.
+func fixture(tb testing.TB) *tasks.Task {
+	tb.Helper()
+	dir := tb.TempDir()
+	files := map[string]string{
+		"t/env/train.py":                 "open('score.txt', 'w').write('1.0')\n",
+		"t/env/small.txt":                "hello\n",
+		"t/scripts/eval.py":              "import os\ndef get_score(d):\n    return float(open(os.path.join(d, 'score.txt')).read())\n",
+		"t/scripts/research_problem.txt": "Write a big number.",
+		"t/task.yaml":                    "baseline: 0.5\n",
+	}
+	for p, c := range files {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	task, err := tasks.NewCatalog(nil, dir, tb.TempDir()).Load(context.Background(), "t")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return task
+}
+
+// connect serves opts over in-memory pipes with the stdio transport and
+// returns a go-sdk client session to it.
+func connect(tb testing.TB, opts Options) (*Server, *mcp.ClientSession) {
+	tb.Helper()
+	ctx := context.Background()
+	if opts.Task == nil {
+		opts.Task = fixture(tb)
+	}
+	if opts.Provider == nil {
+		p, err := local.New(ctx, local.Options{Root: tb.TempDir(), Logger: zerolog.Nop()})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		opts.Provider = p
+	}
+	opts.Scorer = &eval.Scorer{Provider: opts.Provider, Python: "/usr/bin/python3"}
+	opts.Baselines = &eval.Baselines{Scorer: opts.Scorer, CacheDir: tb.TempDir()}
+	opts.RunsDir = tb.TempDir()
+	opts.Logger = zerolog.Nop()
+	srv, err := New(opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c2sR, c2sW := io.Pipe()
+	s2cR, s2cW := io.Pipe()
+	served := make(chan struct{})
+	go func() {
+		srv.ServeStdio(ctx, c2sR, s2cW)
+		s2cW.Close()
+		close(served)
+	}()
+	client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil)
+	cs, err := client.Connect(ctx, &mcp.IOTransport{Reader: s2cR, Writer: c2sW}, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		c2sW.Close()
+		<-served
+	})
+	return srv, cs
+}
+
+func callText(tb testing.TB, cs *mcp.ClientSession, name string, args map[string]any) (string, bool) {
+	tb.Helper()
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: name, Arguments: args})
+	if err != nil {
+		tb.Fatalf("%s: %v", name, err)
+	}
+	return res.Content[0].(*mcp.TextContent).Text, res.IsError
+}
+
+func TestBudgets(t *testing.T) {
+	tests := []struct {
+		name    string
+		budgets tasks.Budgets
+		calls   int
+		want    string
+	}{
+		{"steps", tasks.Budgets{MaxSteps: 2}, 2, "step budget is spent (2 of 2"},
+		{"time", tasks.Budgets{MaxTime: tasks.Duration(300 * time.Millisecond)}, 1, "time budget is spent"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, cs := connect(t, Options{Budgets: tc.budgets})
+			for range tc.calls {
+				if text, isErr := callText(t, cs, "list_files", nil); isErr {
+					t.Fatalf("call within budget failed: %s", text)
+				}
+			}
+			time.Sleep(400 * time.Millisecond)
+			if text, isErr := callText(t, cs, "read_file", map[string]any{"file_name": "small.txt"}); !isErr || !strings.Contains(text, tc.want) {
+				t.Fatalf("over budget: %q (isError %v), want %q", text, isErr, tc.want)
+			}
+			// final_answer is always allowed.
+			if text, isErr := callText(t, cs, "final_answer", map[string]any{"final_answer": "x"}); isErr || !strings.Contains(text, "submission") {
+				t.Fatalf("final_answer over budget: %q", text)
+			}
+		})
+	}
+}
+
+func TestOneEpisodePerSession(t *testing.T) {
+	srv, cs := connect(t, Options{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			callText(t, cs, "list_files", nil)
+		}()
+	}
+	wg.Wait()
+	srv.mu.Lock()
+	n := len(srv.episodes)
+	srv.mu.Unlock()
+	runs, _ := filepath.Glob(filepath.Join(srv.opts.RunsDir, "*"))
+	if n != 1 || len(runs) != 1 {
+		t.Errorf("8 concurrent first calls made %d episodes and %d run dirs, want 1", n, len(runs))
+	}
+}
+
+func TestMergeBudgets(t *testing.T) {
+	d := func(x time.Duration) tasks.Duration { return tasks.Duration(x) }
+	tests := []struct {
+		name           string
+		task, override tasks.Budgets
+		want           tasks.Budgets
+	}{
+		{"task wins when no override", tasks.Budgets{MaxSteps: 7, MaxTime: d(time.Hour), ExecTimeout: d(time.Minute), MaxExecTimeout: d(time.Hour)},
+			tasks.Budgets{}, tasks.Budgets{MaxSteps: 7, MaxTime: d(time.Hour), ExecTimeout: d(time.Minute), MaxExecTimeout: d(time.Hour)}},
+		{"override field by field", tasks.Budgets{MaxSteps: 7, MaxTime: d(time.Hour), ExecTimeout: d(time.Minute), MaxExecTimeout: d(time.Hour)},
+			tasks.Budgets{MaxSteps: 3}, tasks.Budgets{MaxSteps: 3, MaxTime: d(time.Hour), ExecTimeout: d(time.Minute), MaxExecTimeout: d(time.Hour)}},
+		{"default timeout capped by the limit", tasks.Budgets{ExecTimeout: d(time.Hour), MaxExecTimeout: d(time.Hour)},
+			tasks.Budgets{MaxExecTimeout: d(time.Minute)}, tasks.Budgets{MaxSteps: tasks.DefaultMaxSteps, MaxTime: d(tasks.DefaultMaxTime), ExecTimeout: d(time.Minute), MaxExecTimeout: d(time.Minute)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := mergeBudgets(tc.task, tc.override); got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
