@@ -53,6 +53,11 @@ func executeScript(ctx context.Context, s *Session, req mcp.CallToolRequest, a e
 		}
 	}
 
+	script := a.ScriptName
+	if strings.HasPrefix(script, "-") {
+		// Python would read a leading dash as an option.
+		script = "./" + script
+	}
 	var sink io.Writer = io.Discard
 	var logPath string
 	if s.Output != nil {
@@ -67,7 +72,7 @@ func executeScript(ctx context.Context, s *Session, req mcp.CallToolRequest, a e
 	tracker := &lastLine{w: sink}
 	stop := startProgress(ctx, req, s.ProgressEvery, a.ScriptName, tracker)
 	res, err := s.Sandbox.Exec(ctx, sandbox.ExecRequest{
-		Args:    append([]string{s.Python, "-u", a.ScriptName}, a.Args...),
+		Args:    append([]string{s.Python, "-u", script}, a.Args...),
 		Timeout: timeout,
 		Stdout:  tracker,
 		Stderr:  tracker,

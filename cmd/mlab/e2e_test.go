@@ -554,3 +554,33 @@ func logLevel() string {
 	}
 	return "warn"
 }
+
+func TestRunBaselineAgent(t *testing.T) {
+	tasksDir, runsDir := t.TempDir(), t.TempDir()
+	writeTree(t, filepath.Join(tasksDir, "fixture"), fixtureTask)
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr bool
+		want    []string
+	}{
+		{"baseline", []string{"--task", "fixture"}, false,
+			[]string{"status:      scored", "score:       0.5 (score, higher is better)", "baseline:    0.5", "improvement: +0.00%", "success:     false", "run dir:     " + runsDir}},
+		{"unknown agent", []string{"--task", "fixture", "--agent", "gpt"}, true, []string{`unknown agent "gpt"`}},
+		{"unknown task", []string{"--task", "nope"}, true, []string{`task "nope": task not found`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"run", "--tasks-dir", tasksDir, "--runs-dir", runsDir, "--cache-dir", t.TempDir(), "--log-level", "warn"}, tc.args...)
+			out, err := exec.Command(binary, args...).CombinedOutput()
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("mlab run: err %v, output:\n%s", err, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}

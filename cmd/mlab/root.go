@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -25,6 +26,7 @@ type common struct {
 	cacheDir  string
 	isolation string
 	logLevel  string
+	logFormat string
 }
 
 func newRootCmd() *cobra.Command {
@@ -43,6 +45,7 @@ func newRootCmd() *cobra.Command {
 	f.StringVar(&c.cacheDir, "cache-dir", defaultCacheDir(), "folder for computed baselines")
 	f.StringVar(&c.isolation, "isolation", string(local.IsolationAuto), "local sandbox isolation: auto (bubblewrap when it works), bwrap (required) or none")
 	f.StringVar(&c.logLevel, "log-level", "info", "log level (debug, info, warn, error); logs go to stderr")
+	f.StringVar(&c.logFormat, "log-format", "console", "log format: console (for people) or json (one object per line, for collectors)")
 	root.AddCommand(newServeCmd(c), newRunCmd(c), newTasksCmd(c))
 	return root
 }
@@ -70,8 +73,16 @@ func (c *common) logger() (zerolog.Logger, error) {
 		return zerolog.Nop(), fmt.Errorf("--log-level: %w", err)
 	}
 	// Stdout belongs to JSON-RPC in stdio mode: logs only ever go to stderr.
-	return zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}).
-		Level(lvl).With().Timestamp().Logger(), nil
+	var out io.Writer
+	switch c.logFormat {
+	case "json":
+		out = os.Stderr
+	case "console":
+		out = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}
+	default:
+		return zerolog.Nop(), fmt.Errorf("--log-format %q: want console or json", c.logFormat)
+	}
+	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
 }
 
 func (c *common) catalog(scratch string) *tasks.Catalog {

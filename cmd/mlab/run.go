@@ -29,7 +29,7 @@ func newRunCmd(c *common) *cobra.Command {
 			}
 			serve := exec.Command(self, "serve", "--task", task,
 				"--python", c.python, "--runs-dir", c.runsDir, "--cache-dir", c.cacheDir,
-				"--isolation", c.isolation, "--log-level", c.logLevel)
+				"--isolation", c.isolation, "--log-level", c.logLevel, "--log-format", c.logFormat)
 			if c.tasksDir != "" {
 				serve.Args = append(serve.Args, "--tasks-dir", c.tasksDir)
 			}

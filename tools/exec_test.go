@@ -1,0 +1,93 @@
+package tools
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mlab/mlab/sandbox"
+)
+
+func TestFormatExec(t *testing.T) {
+	tests := []struct {
+		name string
+		res  execResult
+		want []string
+	}{
+		{"success", execResult{ExecResult: sandbox.ExecResult{Stdout: "acc 0.9\n"}, Script: "train.py", Seconds: 1.5},
+			[]string{"train.py finished with exit code 0 in 1.50 s.", "[stdout]\nacc 0.9\n"}},
+		{"failure keeps stderr", execResult{ExecResult: sandbox.ExecResult{ExitCode: 1, Stderr: "Traceback\nValueError: x\n"}, Script: "t.py"},
+			[]string{"exit code 1", "[stderr]\nTraceback\nValueError: x"}},
+		{"timeout", execResult{ExecResult: sandbox.ExecResult{TimedOut: true, ExitCode: 137, Signal: "killed", Stdout: "epoch 1"}, Script: "t.py"},
+			[]string{"killed after the 1m0s timeout", "[stdout]\nepoch 1\n"}},
+		{"oom", execResult{ExecResult: sandbox.ExecResult{OOM: true, ExitCode: 1}, Script: "t.py"},
+			[]string{"ran out of memory (limit 512 MiB)"}},
+		{"signal", execResult{ExecResult: sandbox.ExecResult{Signal: "segmentation fault", ExitCode: 139}, Script: "t.py"},
+			[]string{"killed by signal segmentation fault"}},
+		{"truncated", execResult{ExecResult: sandbox.ExecResult{Truncated: true, StdoutBytes: 5 << 20, Stdout: "a...z"}, Script: "t.py"},
+			[]string{"only its beginning and end are shown", "5242880 bytes stdout"}},
+		{"silent", execResult{Script: "t.py"}, []string{"(no output)"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := formatExec(tc.res, time.Minute, 512<<20)
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("formatExec() = %q, missing %q", got, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLastLine(t *testing.T) {
+	tests := []struct {
+		writes []string
+		want   string
+	}{
+		{[]string{"a\nb\n"}, "b"},
+		{[]string{"epoch 1\nepo", "ch 2\npartial"}, "epoch 2"},
+		{[]string{"no newline yet"}, ""},
+		{[]string{"x\n", "\n"}, ""},
+		{[]string{strings.Repeat("y", 300) + "\n"}, strings.Repeat("y", 200) + "…"},
+	}
+	for _, tc := range tests {
+		var sink strings.Builder
+		l := &lastLine{w: &sink}
+		for _, w := range tc.writes {
+			l.Write([]byte(w))
+		}
+		if got := l.String(); got != tc.want {
+			t.Errorf("writes %q: last line %q, want %q", tc.writes, got, tc.want)
+		}
+		if sink.String() != strings.Join(tc.writes, "") {
+			t.Errorf("writes %q were not all forwarded", tc.writes)
+		}
+	}
+}
+
+func TestBindStrict(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    any
+		wantErr string
+	}{
+		{"ok", map[string]any{"script_name": "a.py", "timeout_s": 5}, ""},
+		{"nil arguments", nil, ""},
+		{"unknown field", map[string]any{"script": "a.py"}, `unknown field "script"`},
+		{"wrong type", map[string]any{"script_name": 3}, "script_name"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var args executeArgs
+			req := mcp.CallToolRequest{}
+			req.Params.Arguments = tc.args
+			err := bindStrict(req, &args)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("bindStrict(%v) = %v, want error containing %q", tc.args, err, tc.wantErr)
+			}
+		})
+	}
+}
