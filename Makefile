@@ -8,7 +8,7 @@ BIN    := bin/mlab
 TASK   ?= tabular-classification
 DEBIAN_PACKAGES := python3 python3-numpy python3-pandas python3-sklearn bubblewrap util-linux patch
 
-.PHONY: all build demo test bench deps clean
+.PHONY: all build demo test bench deps image clean
 
 all: build
 
@@ -29,6 +29,13 @@ deps:
 		echo "on Debian: sudo apt-get install $(DEBIAN_PACKAGES)" >&2; \
 		exit 1; \
 	fi
+
+# image builds the docker runtime image offline from Debian packages
+# (debootstrap + docker import); an image with the same inputs is reused.
+# VARIANT=full adds torch and xgboost.
+VARIANT ?= base
+image: build
+	./$(BIN) image build --variant $(VARIANT)
 
 demo: deps build
 	./$(BIN) run --task $(TASK) --agent baseline --python $(PYTHON)

@@ -47,7 +47,7 @@ func TestReferenceBeatsBaseline(t *testing.T) {
 				t.Errorf("task.yaml baseline %v, but the starter code scores %v", *stated, baseline)
 			}
 			ref := runReference(t, provider, task)
-			score, err := scorer.Score(t.Context(), task, ref)
+			score, err := scorer.Score(t.Context(), task, ref, nil)
 			if err != nil {
 				t.Fatalf("score reference: %v", err)
 			}

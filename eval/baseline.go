@@ -88,7 +88,7 @@ func (b *Baselines) compute(ctx context.Context, task *tasks.Task) (float64, err
 	if res.ExitCode != 0 || res.TimedOut {
 		return 0, fmt.Errorf("train.py failed (exit %d, timed out %v): %s", res.ExitCode, res.TimedOut, lastLines(res.Stderr, 5))
 	}
-	out, err := b.Scorer.Score(ctx, task, sb.Workspace())
+	out, err := b.Scorer.Score(ctx, task, sb.Workspace(), nil)
 	if err != nil {
 		return 0, err
 	}

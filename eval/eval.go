@@ -62,22 +62,21 @@ type Outcome struct {
 }
 
 // Score copies submission and the task's hidden scripts into a fresh sandbox
-// and calls get_score there. An error wrapping ErrInvalid means the
+// (with the given GPUs, the submitting session's) and calls get_score there. An error wrapping ErrInvalid means the
 // submission could not be scored; other errors mean the machinery failed.
-func (s *Scorer) Score(ctx context.Context, task *tasks.Task, submission string) (Outcome, error) {
-	sb, err := s.Provider.Create(ctx, sandbox.Spec{Run: "eval-" + task.Name})
+func (s *Scorer) Score(ctx context.Context, task *tasks.Task, submission string, gpus []string) (Outcome, error) {
+	sb, err := s.Provider.Create(ctx, sandbox.Spec{Run: "eval-" + task.Name, GPUs: gpus})
 	if err != nil {
 		return Outcome{}, fmt.Errorf("create eval sandbox: %w", err)
 	}
 	defer sb.Close()
-	ws := sb.Workspace()
-	if err := sandbox.CopyDir(ctx, task.ScriptsDir(), filepath.Join(ws, "scripts")); err != nil {
+	if err := sandbox.Import(ctx, sb, task.ScriptsDir(), "scripts"); err != nil {
 		return Outcome{}, fmt.Errorf("copy scripts of %s: %w", task.Name, err)
 	}
-	if err := sandbox.CopyDir(ctx, submission, filepath.Join(ws, "submission")); err != nil {
+	if err := sandbox.Import(ctx, sb, submission, "submission"); err != nil {
 		return Outcome{}, fmt.Errorf("copy submission: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(ws, "mlab_eval_driver.py"), []byte(driver), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(sb.Workspace(), "mlab_eval_driver.py"), []byte(driver), 0o644); err != nil {
 		return Outcome{}, fmt.Errorf("write eval driver: %w", err)
 	}
 

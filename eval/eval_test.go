@@ -135,7 +135,7 @@ func TestScore(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			task, sub := evalTask(t, tc.evalPy, tc.submission)
-			out, err := s.Score(t.Context(), task, sub)
+			out, err := s.Score(t.Context(), task, sub, nil)
 			if tc.wantErr != "" {
 				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want ErrInvalid containing %q", err, tc.wantErr)

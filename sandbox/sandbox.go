@@ -6,7 +6,11 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -40,6 +44,9 @@ type Spec struct {
 	Files string
 	// Limits bound every process started in the sandbox.
 	Limits Limits
+	// GPUs are the device indexes leased to this sandbox; none means its
+	// processes see no GPU.
+	GPUs []string
 }
 
 // Limits bound the resources of processes in a sandbox. Zero fields take the
@@ -118,6 +125,41 @@ type ExecResult struct {
 	OOM bool `json:"oom"`
 	// Signal names the signal that killed the process, if any.
 	Signal string `json:"signal,omitempty"`
+}
+
+// Owned is implemented by sandboxes whose processes run as a user other than
+// the server's: files the server puts in the workspace must belong to that
+// user, or scripts could not change them.
+type Owned interface {
+	Owner() (uid, gid int)
+}
+
+// Import copies the host folder src into the workspace of sb at rel and, for
+// an Owned sandbox, hands the copy to the sandbox's user.
+func Import(ctx context.Context, sb Sandbox, src, rel string) error {
+	dst := filepath.Join(sb.Workspace(), rel)
+	if err := CopyDir(ctx, src, dst); err != nil {
+		return err
+	}
+	if o, ok := sb.(Owned); ok {
+		uid, gid := o.Owner()
+		return ChownTree(dst, uid, gid)
+	}
+	return nil
+}
+
+// ChownTree gives dir and everything under it to uid:gid, without following
+// symlinks.
+func ChownTree(dir string, uid, gid int) error {
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := os.Lchown(p, uid, gid); err != nil {
+			return fmt.Errorf("chown %s: %w", p, err)
+		}
+		return nil
+	})
 }
 
 // ErrClosed is returned by Exec on a sandbox that has been closed.

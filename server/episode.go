@@ -31,6 +31,7 @@ type episode struct {
 	ws      *tools.Workspace
 	log     *runlog.Log
 	tools   *tools.Session
+	gpus    *sandbox.GPULease
 	logger  zerolog.Logger
 	start   time.Time
 	outputs atomic.Int64
@@ -86,19 +87,30 @@ func (s *Server) newEpisode(ctx context.Context, agent string) (*episode, error)
 		return nil, fmt.Errorf("create run log: %w", err)
 	}
 	limits := s.opts.Limits.WithDefaults()
-	sb, err := s.opts.Provider.Create(ctx, sandbox.Spec{Session: sessionID, Run: runID, Files: task.EnvDir(), Limits: limits})
+	lease, err := s.opts.GPUs.Acquire(ctx, task.Config.GPUs, s.opts.GPUWait)
 	if err != nil {
+		rl.Close()
+		return nil, fmt.Errorf("lease GPUs: %w", err)
+	}
+	sb, err := s.opts.Provider.Create(ctx, sandbox.Spec{Session: sessionID, Run: runID, Files: task.EnvDir(), Limits: limits, GPUs: lease.IDs()})
+	if err != nil {
+		lease.Release()
 		rl.Close()
 		return nil, fmt.Errorf("create sandbox: %w", err)
 	}
 	ws, err := tools.OpenWorkspace(sb.Workspace(), task.ReadOnly)
-	if err != nil {
+	if err == nil {
+		if o, ok := sb.(sandbox.Owned); ok {
+			ws.SetOwner(o.Owner())
+		}
+	} else {
 		sb.Close()
+		lease.Release()
 		rl.Close()
 		return nil, fmt.Errorf("open workspace: %w", err)
 	}
 	ep := &episode{
-		srv: s, task: task, budgets: s.budgets, sb: sb, ws: ws, log: rl, logger: logger, start: time.Now(),
+		srv: s, task: task, budgets: s.budgets, sb: sb, ws: ws, log: rl, gpus: lease, logger: logger, start: time.Now(),
 		result: runlog.Result{
 			RunID: runID, Task: task.Name, SessionID: sessionID, Agent: agent, Backend: s.opts.Provider.Name(),
 			Status: runlog.StatusRunning, Metric: task.Config.Metric, Direction: task.Config.Direction,
@@ -184,7 +196,7 @@ func (ep *episode) submit(ctx context.Context, answer string) (runlog.Result, er
 		err = ep.log.Restore(ctx, final, sub)
 	}
 	if err == nil {
-		outcome, err = ep.srv.opts.Scorer.Score(ctx, ep.task, sub)
+		outcome, err = ep.srv.opts.Scorer.Score(ctx, ep.task, sub, ep.gpus.IDs())
 	}
 	switch {
 	case err != nil:
@@ -241,6 +253,7 @@ func (ep *episode) close(reason string) {
 	if err := ep.sb.Close(); err != nil {
 		ep.logger.Error().Err(err).Msg("close sandbox")
 	}
+	ep.gpus.Release()
 	ep.ws.Close()
 	ep.log.Close()
 }

@@ -36,6 +36,10 @@ type Options struct {
 	RunsDir string
 	// Limits bound the processes of every sandbox; zero fields take the defaults.
 	Limits sandbox.Limits
+	// GPUs is the pool sessions lease the task's GPUs from; nil means none.
+	GPUs *sandbox.GPUPool
+	// GPUWait bounds how long a new session waits for GPUs to free up.
+	GPUWait time.Duration
 	// Budgets override the task's budgets field by field where non-zero.
 	Budgets tasks.Budgets
 	// ProgressEvery is the interval of progress notifications while a

@@ -26,6 +26,8 @@ type Config struct {
 	// computed by running env/train.py and scoring it.
 	Baseline *float64 `yaml:"baseline"`
 	Budgets  Budgets  `yaml:"budgets"`
+	// GPUs is how many GPUs a session of this task leases.
+	GPUs int `yaml:"gpus"`
 	// EvalTimeout bounds one run of the hidden eval.
 	EvalTimeout Duration `yaml:"eval_timeout"`
 }

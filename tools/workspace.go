@@ -104,6 +104,9 @@ type Workspace struct {
 	hist      map[string][]*version // keyed by resolved path
 	histBytes int64
 	seq       uint64
+
+	// uid and gid own what the workspace creates; -1 keeps the server's.
+	uid, gid int
 }
 
 // version is the state of a file before one change.
@@ -132,6 +135,8 @@ func OpenWorkspace(dir string, readOnly []string) (*Workspace, error) {
 		root:     root,
 		readOnly: patterns,
 		hist:     make(map[string][]*version),
+		uid:      -1,
+		gid:      -1,
 	}
 	if abs, err := filepath.Abs(dir); err == nil {
 		w.absDirs = append(w.absDirs, filepath.ToSlash(abs))
@@ -745,6 +750,28 @@ func newMode(cur *version) fs.FileMode {
 	return 0o644
 }
 
+// SetOwner makes the files and directories the workspace creates belong to
+// uid:gid, the user a sandbox runs scripts as, so that scripts can change
+// what the agent wrote through the tools.
+func (w *Workspace) SetOwner(uid, gid int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.uid, w.gid = uid, gid
+}
+
+// chownDirs hands the directories leading to dir to the workspace's owner.
+func (w *Workspace) chownDirs(dir string) error {
+	if w.uid < 0 {
+		return nil
+	}
+	for d := dir; d != "." && d != "/"; d = path.Dir(d) {
+		if err := w.root.Lchown(d, w.uid, w.gid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // replaceFile writes resolved atomically: fill writes the content to a
 // temporary file next to it, which is then renamed over it. Missing parent
 // directories are created with mode 0755. Renaming also breaks hard links,
@@ -758,6 +785,9 @@ func (w *Workspace) replaceFile(clean, resolved string, mode fs.FileMode, fill f
 			}
 			return w.fsErr("file", clean, err)
 		}
+		if err := w.chownDirs(dir); err != nil {
+			return w.fsErr("file", clean, err)
+		}
 	}
 	tmp := path.Join(dir, fmt.Sprintf("%s%016x", tmpPrefix, rand.Uint64()))
 	f, err := w.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -767,6 +797,9 @@ func (w *Workspace) replaceFile(clean, resolved string, mode fs.FileMode, fill f
 	err = fill(f)
 	if err == nil {
 		err = f.Chmod(mode)
+	}
+	if err == nil && w.uid >= 0 {
+		err = f.Chown(w.uid, w.gid)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

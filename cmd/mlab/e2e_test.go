@@ -13,9 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/client"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mlab/mlab/internal/testenv"
 	"github.com/mlab/mlab/runlog"
+	"github.com/mlab/mlab/sandbox/docker"
 )
 
 // binary is the mlab binary built once for all end-to-end tests.
@@ -33,6 +36,16 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	// Every server these tests started has exited: any container of theirs
+	// still there was leaked.
+	if cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation()); err == nil {
+		if left, err := docker.Orphans(context.Background(), cli); err == nil && len(left) > 0 {
+			for _, c := range left {
+				fmt.Fprintf(os.Stderr, "container %s of run %s left behind\n", c.ID[:12], c.Labels[docker.LabelRun])
+			}
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
@@ -70,14 +83,14 @@ type harness struct {
 	stdin    io.WriteCloser
 }
 
-// start runs `mlab serve` on the fixture task (or task) and connects the
-// go-sdk client to it over stdio.
-func start(t *testing.T, task string, extra ...string) *harness {
+// start runs `mlab serve` with a sandbox backend on the fixture task (or
+// task) and connects the go-sdk client to it over stdio.
+func start(t *testing.T, backend, task string, extra ...string) *harness {
 	t.Helper()
 	h := &harness{runsDir: t.TempDir(), tasksDir: t.TempDir(), progress: make(chan string, 100)}
 	writeTree(t, filepath.Join(h.tasksDir, "fixture"), fixtureTask)
 	args := append([]string{"serve", "--task", task, "--tasks-dir", h.tasksDir, "--runs-dir", h.runsDir,
-		"--cache-dir", t.TempDir(), "--log-level", logLevel()}, extra...)
+		"--cache-dir", t.TempDir(), "--log-level", logLevel(), "--backend", backend, "--image", testImage()}, extra...)
 	cmd := exec.Command(binary, args...)
 	cmd.Stderr = os.Stderr
 	// Own pipes rather than mcp.CommandTransport, so a test can drop the
@@ -168,148 +181,157 @@ func (h *harness) runDir(t *testing.T) string {
 }
 
 func TestInitializeAndToolList(t *testing.T) {
-	h := start(t, "fixture")
-	init := h.cs.InitializeResult()
-	if init.ServerInfo.Name != "mlab" || !strings.Contains(init.Instructions, "Make score.txt hold the largest number") {
-		t.Errorf("initialize: server %q, instructions %q", init.ServerInfo.Name, init.Instructions)
-	}
-	res, err := h.cs.ListTools(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]*mcp.Tool{}
-	for _, tool := range res.Tools {
-		got[tool.Name] = tool
-	}
-	want := map[string]struct {
-		required []string
-		readOnly bool
-	}{
-		"list_files":           {nil, true},
-		"read_file":            {[]string{"file_name"}, true},
-		"write_file":           {[]string{"file_name", "content"}, false},
-		"append_file":          {[]string{"file_name", "content"}, false},
-		"copy_file":            {[]string{"source", "destination"}, false},
-		"inspect_script_lines": {[]string{"script_name", "start_line_number", "end_line_number"}, true},
-		"edit_script":          {[]string{"script_name", "new_text"}, false},
-		"undo_edit_script":     {[]string{"script_name"}, false},
-		"execute_script":       {[]string{"script_name"}, false},
-		"final_answer":         {[]string{"final_answer"}, false},
-	}
-	for name, w := range want {
-		tool, ok := got[name]
-		if !ok {
-			t.Errorf("tool %s missing", name)
-			continue
+	eachBackend(t, func(t *testing.T, backend string) {
+		h := start(t, backend, "fixture")
+		init := h.cs.InitializeResult()
+		if init.ServerInfo.Name != "mlab" || !strings.Contains(init.Instructions, "Make score.txt hold the largest number") {
+			t.Errorf("initialize: server %q, instructions %q", init.ServerInfo.Name, init.Instructions)
 		}
-		if len(tool.Description) < 60 {
-			t.Errorf("%s: description too thin for an LLM: %q", name, tool.Description)
+		res, err := h.cs.ListTools(t.Context(), nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if tool.Annotations == nil || tool.Annotations.ReadOnlyHint != w.readOnly {
-			t.Errorf("%s: annotations %+v, want readOnlyHint %v", name, tool.Annotations, w.readOnly)
+		got := map[string]*mcp.Tool{}
+		for _, tool := range res.Tools {
+			got[tool.Name] = tool
 		}
-		schema, _ := json.Marshal(tool.InputSchema)
-		var s struct {
-			Type       string         `json:"type"`
-			Required   []string       `json:"required"`
-			Properties map[string]any `json:"properties"`
+		want := map[string]struct {
+			required []string
+			readOnly bool
+		}{
+			"list_files":           {nil, true},
+			"read_file":            {[]string{"file_name"}, true},
+			"write_file":           {[]string{"file_name", "content"}, false},
+			"append_file":          {[]string{"file_name", "content"}, false},
+			"copy_file":            {[]string{"source", "destination"}, false},
+			"inspect_script_lines": {[]string{"script_name", "start_line_number", "end_line_number"}, true},
+			"edit_script":          {[]string{"script_name", "new_text"}, false},
+			"undo_edit_script":     {[]string{"script_name"}, false},
+			"execute_script":       {[]string{"script_name"}, false},
+			"final_answer":         {[]string{"final_answer"}, false},
 		}
-		json.Unmarshal(schema, &s)
-		if s.Type != "object" || strings.Join(s.Required, ",") != strings.Join(w.required, ",") {
-			t.Errorf("%s: schema %s, want required %v", name, schema, w.required)
+		for name, w := range want {
+			tool, ok := got[name]
+			if !ok {
+				t.Errorf("tool %s missing", name)
+				continue
+			}
+			if len(tool.Description) < 60 {
+				t.Errorf("%s: description too thin for an LLM: %q", name, tool.Description)
+			}
+			if tool.Annotations == nil || tool.Annotations.ReadOnlyHint != w.readOnly {
+				t.Errorf("%s: annotations %+v, want readOnlyHint %v", name, tool.Annotations, w.readOnly)
+			}
+			schema, _ := json.Marshal(tool.InputSchema)
+			var s struct {
+				Type       string         `json:"type"`
+				Required   []string       `json:"required"`
+				Properties map[string]any `json:"properties"`
+			}
+			json.Unmarshal(schema, &s)
+			if s.Type != "object" || strings.Join(s.Required, ",") != strings.Join(w.required, ",") {
+				t.Errorf("%s: schema %s, want required %v", name, schema, w.required)
+			}
 		}
-	}
-	rr, err := h.cs.ReadResource(t.Context(), &mcp.ReadResourceParams{URI: "mlab://task/research_problem"})
-	if err != nil || len(rr.Contents) != 1 || !strings.Contains(rr.Contents[0].Text, "largest number") {
-		t.Errorf("research problem resource: %+v, %v", rr, err)
-	}
+		rr, err := h.cs.ReadResource(t.Context(), &mcp.ReadResourceParams{URI: "mlab://task/research_problem"})
+		if err != nil || len(rr.Contents) != 1 || !strings.Contains(rr.Contents[0].Text, "largest number") {
+			t.Errorf("research problem resource: %+v, %v", rr, err)
+		}
+	})
 }
 
 func TestToolsHappyPath(t *testing.T) {
-	h := start(t, "fixture")
-	h.mustOK(t, "list_files", map[string]any{}, "train.py")
-	h.mustOK(t, "list_files", map[string]any{"dir_path": "lib"}, "util.py")
-	h.mustOK(t, "read_file", map[string]any{"file_name": "data.csv"}, "a,b\n1,2")
-	h.mustOK(t, "write_file", map[string]any{"file_name": "new/model.py", "content": "A = 1\nB = 2\nC = 3\n"}, "wrote new/model.py")
-	h.mustOK(t, "append_file", map[string]any{"file_name": "new/model.py", "content": "D = 4\n"}, "appended")
-	h.mustOK(t, "copy_file", map[string]any{"source": "new/model.py", "destination": "copy.py"}, "copied")
-	h.mustOK(t, "inspect_script_lines", map[string]any{"script_name": "copy.py", "start_line_number": 2, "end_line_number": 3}, "B = 2")
-	diff := h.mustOK(t, "edit_script", map[string]any{"script_name": "copy.py", "old_text": "B = 2", "new_text": "B = 20"}, "+B = 20")
-	if !strings.Contains(diff, "-B = 2") || !strings.Contains(diff, "@@") {
-		t.Errorf("edit did not return a unified diff: %s", diff)
-	}
-	h.mustOK(t, "edit_script", map[string]any{"script_name": "copy.py", "start_line_number": 1, "end_line_number": 1, "new_text": "A = 10"}, "+A = 10")
-	h.mustOK(t, "undo_edit_script", map[string]any{"script_name": "copy.py"}, "restored")
-	h.mustOK(t, "read_file", map[string]any{"file_name": "copy.py"}, "A = 1\nB = 20\n")
-	h.mustOK(t, "undo_edit_script", map[string]any{"script_name": "copy.py"}, "restored")
-	h.mustOK(t, "read_file", map[string]any{"file_name": "copy.py"}, "A = 1\nB = 2\n")
-	h.mustOK(t, "undo_edit_script", map[string]any{"script_name": "copy.py"}, "restored")
-	h.mustFail(t, "read_file", map[string]any{"file_name": "copy.py"}, "does not exist")
-	h.mustOK(t, "write_file", map[string]any{"file_name": "run.py", "content": "import sys\nfrom lib import util\nprint('args', sys.argv[1:], util.X)\n"}, "wrote")
-	h.mustOK(t, "execute_script", map[string]any{"script_name": "run.py", "args": []string{"--lr", "0.1"}}, "args ['--lr', '0.1'] 1")
-	h.mustOK(t, "execute_script", map[string]any{"script_name": "train.py"}, "training")
-	h.mustOK(t, "final_answer", map[string]any{"final_answer": "done"}, "submission scored")
+	eachBackend(t, func(t *testing.T, backend string) {
+		h := start(t, backend, "fixture")
+		h.mustOK(t, "list_files", map[string]any{}, "train.py")
+		h.mustOK(t, "list_files", map[string]any{"dir_path": "lib"}, "util.py")
+		h.mustOK(t, "read_file", map[string]any{"file_name": "data.csv"}, "a,b\n1,2")
+		h.mustOK(t, "write_file", map[string]any{"file_name": "new/model.py", "content": "A = 1\nB = 2\nC = 3\n"}, "wrote new/model.py")
+		h.mustOK(t, "append_file", map[string]any{"file_name": "new/model.py", "content": "D = 4\n"}, "appended")
+		h.mustOK(t, "copy_file", map[string]any{"source": "new/model.py", "destination": "copy.py"}, "copied")
+		h.mustOK(t, "inspect_script_lines", map[string]any{"script_name": "copy.py", "start_line_number": 2, "end_line_number": 3}, "B = 2")
+		diff := h.mustOK(t, "edit_script", map[string]any{"script_name": "copy.py", "old_text": "B = 2", "new_text": "B = 20"}, "+B = 20")
+		if !strings.Contains(diff, "-B = 2") || !strings.Contains(diff, "@@") {
+			t.Errorf("edit did not return a unified diff: %s", diff)
+		}
+		h.mustOK(t, "edit_script", map[string]any{"script_name": "copy.py", "start_line_number": 1, "end_line_number": 1, "new_text": "A = 10"}, "+A = 10")
+		h.mustOK(t, "undo_edit_script", map[string]any{"script_name": "copy.py"}, "restored")
+		h.mustOK(t, "read_file", map[string]any{"file_name": "copy.py"}, "A = 1\nB = 20\n")
+		h.mustOK(t, "undo_edit_script", map[string]any{"script_name": "copy.py"}, "restored")
+		h.mustOK(t, "read_file", map[string]any{"file_name": "copy.py"}, "A = 1\nB = 2\n")
+		h.mustOK(t, "undo_edit_script", map[string]any{"script_name": "copy.py"}, "restored")
+		h.mustFail(t, "read_file", map[string]any{"file_name": "copy.py"}, "does not exist")
+		h.mustOK(t, "write_file", map[string]any{"file_name": "run.py", "content": "import sys\nfrom lib import util\nprint('args', sys.argv[1:], util.X)\n"}, "wrote")
+		h.mustOK(t, "execute_script", map[string]any{"script_name": "run.py", "args": []string{"--lr", "0.1"}}, "args ['--lr', '0.1'] 1")
+		h.mustOK(t, "execute_script", map[string]any{"script_name": "train.py"}, "training")
+		h.mustOK(t, "final_answer", map[string]any{"final_answer": "done"}, "submission scored")
+	})
 }
 
 func TestPathEscapes(t *testing.T) {
-	h := start(t, "fixture")
-	// A script can make a symlink inside the workspace; the tools must still
-	// refuse to follow it out.
-	h.mustOK(t, "write_file", map[string]any{"file_name": "mk.py", "content": "import os\nos.symlink('/etc', 'etc_link')\nos.symlink('/etc/hostname', 'host_link')\nos.symlink('data.csv', 'inner_link')\n"}, "wrote")
-	h.mustOK(t, "execute_script", map[string]any{"script_name": "mk.py"}, "exit code 0")
-	cases := []struct {
-		tool string
-		args map[string]any
-	}{
-		{"read_file", map[string]any{"file_name": "../../../../etc/passwd"}},
-		{"read_file", map[string]any{"file_name": "/etc/passwd"}},
-		{"read_file", map[string]any{"file_name": "lib/../../x"}},
-		{"list_files", map[string]any{"dir_path": ".."}},
-		{"list_files", map[string]any{"dir_path": "etc_link"}},
-		{"read_file", map[string]any{"file_name": "etc_link/passwd"}},
-		{"read_file", map[string]any{"file_name": "host_link"}},
-		{"write_file", map[string]any{"file_name": "etc_link/evil", "content": "x"}},
-		{"write_file", map[string]any{"file_name": "../escape.txt", "content": "x"}},
-		{"copy_file", map[string]any{"source": "host_link", "destination": "stolen.txt"}},
-		{"copy_file", map[string]any{"source": "train.py", "destination": "/tmp/out.py"}},
-		{"execute_script", map[string]any{"script_name": "../train.py"}},
-		{"inspect_script_lines", map[string]any{"script_name": "/etc/passwd", "start_line_number": 1, "end_line_number": 5}},
-	}
-	for _, c := range cases {
-		h.mustFail(t, c.tool, c.args, "outside the workspace")
-	}
-	h.mustOK(t, "read_file", map[string]any{"file_name": "inner_link"}, "a,b")
+	eachBackend(t, func(t *testing.T, backend string) {
+		h := start(t, backend, "fixture")
+		// A script can make a symlink inside the workspace; the tools must still
+		// refuse to follow it out.
+		h.mustOK(t, "write_file", map[string]any{"file_name": "mk.py", "content": "import os\nos.symlink('/etc', 'etc_link')\nos.symlink('/etc/hostname', 'host_link')\nos.symlink('data.csv', 'inner_link')\n"}, "wrote")
+		h.mustOK(t, "execute_script", map[string]any{"script_name": "mk.py"}, "exit code 0")
+		cases := []struct {
+			tool string
+			args map[string]any
+		}{
+			{"read_file", map[string]any{"file_name": "../../../../etc/passwd"}},
+			{"read_file", map[string]any{"file_name": "/etc/passwd"}},
+			{"read_file", map[string]any{"file_name": "lib/../../x"}},
+			{"list_files", map[string]any{"dir_path": ".."}},
+			{"list_files", map[string]any{"dir_path": "etc_link"}},
+			{"read_file", map[string]any{"file_name": "etc_link/passwd"}},
+			{"read_file", map[string]any{"file_name": "host_link"}},
+			{"write_file", map[string]any{"file_name": "etc_link/evil", "content": "x"}},
+			{"write_file", map[string]any{"file_name": "../escape.txt", "content": "x"}},
+			{"copy_file", map[string]any{"source": "host_link", "destination": "stolen.txt"}},
+			{"copy_file", map[string]any{"source": "train.py", "destination": "/tmp/out.py"}},
+			{"execute_script", map[string]any{"script_name": "../train.py"}},
+			{"inspect_script_lines", map[string]any{"script_name": "/etc/passwd", "start_line_number": 1, "end_line_number": 5}},
+		}
+		for _, c := range cases {
+			h.mustFail(t, c.tool, c.args, "outside the workspace")
+		}
+		h.mustOK(t, "read_file", map[string]any{"file_name": "inner_link"}, "a,b")
+	})
 }
 
 func TestReadOnlyFiles(t *testing.T) {
-	h := start(t, "fixture")
-	for _, c := range []struct {
-		tool string
-		args map[string]any
-	}{
-		{"write_file", map[string]any{"file_name": "data.csv", "content": "x"}},
-		{"append_file", map[string]any{"file_name": "data.csv", "content": "x"}},
-		{"copy_file", map[string]any{"source": "train.py", "destination": "data.csv"}},
-		{"edit_script", map[string]any{"script_name": "data.csv", "old_text": "a,b", "new_text": "c,d"}},
-		{"undo_edit_script", map[string]any{"script_name": "data.csv"}},
-	} {
-		h.mustFail(t, c.tool, c.args, "read-only")
-	}
-	h.mustOK(t, "read_file", map[string]any{"file_name": "data.csv"}, "a,b\n1,2")
-	h.mustOK(t, "copy_file", map[string]any{"source": "data.csv", "destination": "mine.csv"}, "copied")
+	eachBackend(t, func(t *testing.T, backend string) {
+		h := start(t, backend, "fixture")
+		for _, c := range []struct {
+			tool string
+			args map[string]any
+		}{
+			{"write_file", map[string]any{"file_name": "data.csv", "content": "x"}},
+			{"append_file", map[string]any{"file_name": "data.csv", "content": "x"}},
+			{"copy_file", map[string]any{"source": "train.py", "destination": "data.csv"}},
+			{"edit_script", map[string]any{"script_name": "data.csv", "old_text": "a,b", "new_text": "c,d"}},
+			{"undo_edit_script", map[string]any{"script_name": "data.csv"}},
+		} {
+			h.mustFail(t, c.tool, c.args, "read-only")
+		}
+		h.mustOK(t, "read_file", map[string]any{"file_name": "data.csv"}, "a,b\n1,2")
+		h.mustOK(t, "copy_file", map[string]any{"source": "data.csv", "destination": "mine.csv"}, "copied")
+	})
 }
 
 func TestHiddenScriptsUnreachable(t *testing.T) {
-	h := start(t, "fixture")
-	h.mustFail(t, "read_file", map[string]any{"file_name": "scripts/eval.py"}, "does not exist")
-	h.mustFail(t, "list_files", map[string]any{"dir_path": "scripts"}, "does not exist")
-	text := h.mustOK(t, "list_files", map[string]any{}, "train.py")
-	if strings.Contains(text, "eval.py") || strings.Contains(text, "secret") || strings.Contains(text, "research_problem") {
-		t.Errorf("workspace lists hidden files: %s", text)
-	}
-	// From inside a script: import eval, look for the scripts folder near the
-	// workspace and in the task folder, and search the filesystem.
-	probe := fmt.Sprintf(`import os, sys
+	eachBackend(t, func(t *testing.T, backend string) {
+		h := start(t, backend, "fixture")
+		h.mustFail(t, "read_file", map[string]any{"file_name": "scripts/eval.py"}, "does not exist")
+		h.mustFail(t, "list_files", map[string]any{"dir_path": "scripts"}, "does not exist")
+		text := h.mustOK(t, "list_files", map[string]any{}, "train.py")
+		if strings.Contains(text, "eval.py") || strings.Contains(text, "secret") || strings.Contains(text, "research_problem") {
+			t.Errorf("workspace lists hidden files: %s", text)
+		}
+		// From inside a script: import eval, look for the scripts folder near the
+		// workspace and in the task folder, and search the filesystem.
+		probe := fmt.Sprintf(`import os, sys
 found = []
 try:
     import eval
@@ -327,15 +349,16 @@ for root, dirs, files in os.walk('/'):
         found.append(os.path.join(root, 'secret_answers.txt'))
 print('FOUND', found)
 `, filepath.Join(h.tasksDir, "fixture", "scripts", "secret_answers.txt"))
-	h.mustOK(t, "write_file", map[string]any{"file_name": "probe.py", "content": probe}, "wrote")
-	out := h.mustOK(t, "execute_script", map[string]any{"script_name": "probe.py"}, "FOUND")
-	if !strings.Contains(out, "FOUND []") {
-		if isolated() {
-			t.Errorf("hidden scripts reachable from a script: %s", out)
-		} else {
-			t.Logf("without bubblewrap scripts are not jailed (the server warns); probe saw: %s", out)
+		h.mustOK(t, "write_file", map[string]any{"file_name": "probe.py", "content": probe}, "wrote")
+		out := h.mustOK(t, "execute_script", map[string]any{"script_name": "probe.py"}, "FOUND")
+		if !strings.Contains(out, "FOUND []") {
+			if isolated() {
+				t.Errorf("hidden scripts reachable from a script: %s", out)
+			} else {
+				t.Logf("without bubblewrap scripts are not jailed (the server warns); probe saw: %s", out)
+			}
 		}
-	}
+	})
 }
 
 // isolated reports whether the local sandbox can use bubblewrap here.
@@ -344,99 +367,105 @@ func isolated() bool {
 }
 
 func TestTimeoutKillsEverything(t *testing.T) {
-	h := start(t, "fixture", "--progress-every", "500ms")
-	marker := fmt.Sprintf("%d", 400000+os.Getpid()%100000)
-	script := fmt.Sprintf("import subprocess, time\nsubprocess.Popen(['sleep', '%s'])\nprint('looping', flush=True)\nwhile True:\n    time.sleep(0.1)\n", marker)
-	h.mustOK(t, "write_file", map[string]any{"file_name": "loop.py", "content": script}, "wrote")
-	params := &mcp.CallToolParams{Name: "execute_script", Arguments: map[string]any{"script_name": "loop.py", "timeout_s": 3}}
-	params.SetProgressToken("tok")
-	started := time.Now()
-	res, err := h.cs.CallTool(t.Context(), params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := res.Content[0].(*mcp.TextContent).Text
-	if !res.IsError || !strings.Contains(text, "killed after the 3s timeout") || !strings.Contains(text, "looping") {
-		t.Fatalf("want a timeout error with the partial output, got %q", text)
-	}
-	if took := time.Since(started); took > 15*time.Second {
-		t.Errorf("timeout of 3s took %v", took)
-	}
-	select {
-	case msg := <-h.progress:
-		if !strings.Contains(msg, "loop.py running") {
-			t.Errorf("progress message %q", msg)
+	eachBackend(t, func(t *testing.T, backend string) {
+		h := start(t, backend, "fixture", "--progress-every", "500ms")
+		marker := fmt.Sprintf("%d", 400000+os.Getpid()%100000)
+		script := fmt.Sprintf("import subprocess, time\nsubprocess.Popen(['sleep', '%s'])\nprint('looping', flush=True)\nwhile True:\n    time.sleep(0.1)\n", marker)
+		h.mustOK(t, "write_file", map[string]any{"file_name": "loop.py", "content": script}, "wrote")
+		params := &mcp.CallToolParams{Name: "execute_script", Arguments: map[string]any{"script_name": "loop.py", "timeout_s": 3}}
+		params.SetProgressToken("tok")
+		started := time.Now()
+		res, err := h.cs.CallTool(t.Context(), params)
+		if err != nil {
+			t.Fatal(err)
 		}
-	default:
-		t.Error("no progress notification during a 3 s run with --progress-every 500ms")
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		out, _ := exec.Command("pgrep", "-f", "sleep "+marker).Output()
-		if len(out) == 0 {
-			break
+		text := res.Content[0].(*mcp.TextContent).Text
+		if !res.IsError || !strings.Contains(text, "killed after the 3s timeout") || !strings.Contains(text, "looping") {
+			t.Fatalf("want a timeout error with the partial output, got %q", text)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("processes left behind after timeout: %s", out)
+		if took := time.Since(started); took > 15*time.Second {
+			t.Errorf("timeout of 3s took %v", took)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	// The session keeps working after the kill.
-	h.mustOK(t, "list_files", map[string]any{}, "loop.py")
+		select {
+		case msg := <-h.progress:
+			if !strings.Contains(msg, "loop.py running") {
+				t.Errorf("progress message %q", msg)
+			}
+		default:
+			t.Error("no progress notification during a 3 s run with --progress-every 500ms")
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			out, _ := exec.Command("pgrep", "-f", "sleep "+marker).Output()
+			if len(out) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("processes left behind after timeout: %s", out)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// The session keeps working after the kill.
+		h.mustOK(t, "list_files", map[string]any{}, "loop.py")
+	})
 }
 
 func TestOutputFloodCapped(t *testing.T) {
-	h := start(t, "fixture")
-	script := "import sys\nline = 'x' * 99 + '\\n'\nfor _ in range(1024 * 1024):\n    sys.stdout.write(line)\nprint('THE END')\n"
-	h.mustOK(t, "write_file", map[string]any{"file_name": "flood.py", "content": script}, "wrote")
-	res, err := h.cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "execute_script", Arguments: map[string]any{"script_name": "flood.py"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := res.Content[0].(*mcp.TextContent).Text
-	if res.IsError || len(text) > 100<<10 || !strings.Contains(text, "THE END") || !strings.Contains(text, "bytes of output omitted") {
-		t.Fatalf("100 MB of output not capped: isError %v, %d bytes, tail %q", res.IsError, len(text), text[max(0, len(text)-200):])
-	}
-	// The full output is in the run log, bounded.
-	logs, _ := filepath.Glob(filepath.Join(h.runDir(t), "outputs", "*.log"))
-	if len(logs) != 1 {
-		t.Fatalf("want one output log, got %v", logs)
-	}
-	info, _ := os.Stat(logs[0])
-	if info.Size() < 32<<20 || info.Size() > 80<<20 {
-		t.Errorf("output log has %d bytes, want the first 64 MiB", info.Size())
-	}
+	eachBackend(t, func(t *testing.T, backend string) {
+		h := start(t, backend, "fixture")
+		script := "import sys\nline = 'x' * 99 + '\\n'\nfor _ in range(1024 * 1024):\n    sys.stdout.write(line)\nprint('THE END')\n"
+		h.mustOK(t, "write_file", map[string]any{"file_name": "flood.py", "content": script}, "wrote")
+		res, err := h.cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "execute_script", Arguments: map[string]any{"script_name": "flood.py"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := res.Content[0].(*mcp.TextContent).Text
+		if res.IsError || len(text) > 100<<10 || !strings.Contains(text, "THE END") || !strings.Contains(text, "bytes of output omitted") {
+			t.Fatalf("100 MB of output not capped: isError %v, %d bytes, tail %q", res.IsError, len(text), text[max(0, len(text)-200):])
+		}
+		// The full output is in the run log, bounded.
+		logs, _ := filepath.Glob(filepath.Join(h.runDir(t), "outputs", "*.log"))
+		if len(logs) != 1 {
+			t.Fatalf("want one output log, got %v", logs)
+		}
+		info, _ := os.Stat(logs[0])
+		if info.Size() < 32<<20 || info.Size() > 80<<20 {
+			t.Errorf("output log has %d bytes, want the first 64 MiB", info.Size())
+		}
+	})
 }
 
 func TestBadInputKeepsSessionAlive(t *testing.T) {
-	h := start(t, "fixture")
-	cases := []struct {
-		tool string
-		args map[string]any
-		want string
-	}{
-		{"read_file", map[string]any{"file_name": "nope.py"}, "does not exist"},
-		{"read_file", map[string]any{}, "file_name"},
-		{"read_file", map[string]any{"file_name": 42}, "file_name"},
-		{"read_file", map[string]any{"filename": "train.py"}, "filename"},
-		{"inspect_script_lines", map[string]any{"script_name": "train.py", "start_line_number": "one", "end_line_number": 2}, "start_line_number"},
-		{"inspect_script_lines", map[string]any{"script_name": "train.py", "start_line_number": 1, "end_line_number": 500}, "100"},
-		{"edit_script", map[string]any{"script_name": "train.py", "old_text": "not there", "new_text": "x"}, "not found"},
-		{"edit_script", map[string]any{"script_name": "train.py", "new_text": "x"}, "old_text"},
-		{"undo_edit_script", map[string]any{"script_name": "train.py"}, "no earlier version"},
-		{"execute_script", map[string]any{"script_name": "missing.py"}, "does not exist"},
-		{"execute_script", map[string]any{"script_name": "data.csv"}, "not a Python file"},
-		{"execute_script", map[string]any{"script_name": "train.py", "timeout_s": 999999}, "exceeds"},
-	}
-	for _, c := range cases {
-		h.mustFail(t, c.tool, c.args, c.want)
-	}
-	if _, err := h.cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "rm_rf", Arguments: map[string]any{}}); err == nil || !strings.Contains(err.Error(), "rm_rf") {
-		t.Errorf("unknown tool: err = %v", err)
-	}
-	h.mustOK(t, "write_file", map[string]any{"file_name": "crash.py", "content": "raise SystemExit('bad things')\n"}, "wrote")
-	h.mustFail(t, "execute_script", map[string]any{"script_name": "crash.py"}, "bad things")
-	h.mustOK(t, "list_files", map[string]any{}, "train.py")
+	eachBackend(t, func(t *testing.T, backend string) {
+		h := start(t, backend, "fixture")
+		cases := []struct {
+			tool string
+			args map[string]any
+			want string
+		}{
+			{"read_file", map[string]any{"file_name": "nope.py"}, "does not exist"},
+			{"read_file", map[string]any{}, "file_name"},
+			{"read_file", map[string]any{"file_name": 42}, "file_name"},
+			{"read_file", map[string]any{"filename": "train.py"}, "filename"},
+			{"inspect_script_lines", map[string]any{"script_name": "train.py", "start_line_number": "one", "end_line_number": 2}, "start_line_number"},
+			{"inspect_script_lines", map[string]any{"script_name": "train.py", "start_line_number": 1, "end_line_number": 500}, "100"},
+			{"edit_script", map[string]any{"script_name": "train.py", "old_text": "not there", "new_text": "x"}, "not found"},
+			{"edit_script", map[string]any{"script_name": "train.py", "new_text": "x"}, "old_text"},
+			{"undo_edit_script", map[string]any{"script_name": "train.py"}, "no earlier version"},
+			{"execute_script", map[string]any{"script_name": "missing.py"}, "does not exist"},
+			{"execute_script", map[string]any{"script_name": "data.csv"}, "not a Python file"},
+			{"execute_script", map[string]any{"script_name": "train.py", "timeout_s": 999999}, "exceeds"},
+		}
+		for _, c := range cases {
+			h.mustFail(t, c.tool, c.args, c.want)
+		}
+		if _, err := h.cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "rm_rf", Arguments: map[string]any{}}); err == nil || !strings.Contains(err.Error(), "rm_rf") {
+			t.Errorf("unknown tool: err = %v", err)
+		}
+		h.mustOK(t, "write_file", map[string]any{"file_name": "crash.py", "content": "raise SystemExit('bad things')\n"}, "wrote")
+		h.mustFail(t, "execute_script", map[string]any{"script_name": "crash.py"}, "bad things")
+		h.mustOK(t, "list_files", map[string]any{}, "train.py")
+	})
 }
 
 func TestUnknownTask(t *testing.T) {
@@ -447,104 +476,110 @@ func TestUnknownTask(t *testing.T) {
 }
 
 func TestEpisodeRecord(t *testing.T) {
-	h := start(t, "fixture", "--max-steps", "5")
-	h.mustOK(t, "execute_script", map[string]any{"script_name": "train.py"}, "training")
-	h.mustOK(t, "write_file", map[string]any{"file_name": "score.txt", "content": "0.6"}, "wrote")
-	h.mustFail(t, "read_file", map[string]any{"file_name": "nope"}, "does not exist")
-	h.mustOK(t, "list_files", map[string]any{}, "score.txt")
-	h.mustOK(t, "read_file", map[string]any{"file_name": "score.txt"}, "0.6")
-	h.mustFail(t, "list_files", map[string]any{}, "step budget is spent (5 of 5")
-	text := h.mustOK(t, "final_answer", map[string]any{"final_answer": "wrote 0.6"}, "score = 0.6")
-	if !strings.Contains(text, "improvement +20.00%") || !strings.Contains(text, "success: true") {
-		t.Errorf("final answer: %s", text)
-	}
-	h.mustFail(t, "list_files", map[string]any{}, "episode is over")
-	h.mustFail(t, "final_answer", map[string]any{"final_answer": "again"}, "episode is over")
+	eachBackend(t, func(t *testing.T, backend string) {
+		h := start(t, backend, "fixture", "--max-steps", "5")
+		h.mustOK(t, "execute_script", map[string]any{"script_name": "train.py"}, "training")
+		h.mustOK(t, "write_file", map[string]any{"file_name": "score.txt", "content": "0.6"}, "wrote")
+		h.mustFail(t, "read_file", map[string]any{"file_name": "nope"}, "does not exist")
+		h.mustOK(t, "list_files", map[string]any{}, "score.txt")
+		h.mustOK(t, "read_file", map[string]any{"file_name": "score.txt"}, "0.6")
+		h.mustFail(t, "list_files", map[string]any{}, "step budget is spent (5 of 5")
+		text := h.mustOK(t, "final_answer", map[string]any{"final_answer": "wrote 0.6"}, "score = 0.6")
+		if !strings.Contains(text, "improvement +20.00%") || !strings.Contains(text, "success: true") {
+			t.Errorf("final answer: %s", text)
+		}
+		h.mustFail(t, "list_files", map[string]any{}, "episode is over")
+		h.mustFail(t, "final_answer", map[string]any{"final_answer": "again"}, "episode is over")
 
-	dir := h.runDir(t)
-	r, err := runlog.ReadResult(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Status != runlog.StatusScored || r.Score == nil || *r.Score != 0.6 || r.Baseline == nil || *r.Baseline != 0.5 ||
-		r.Improvement == nil || *r.Improvement < 0.1999 || *r.Improvement > 0.2001 || !r.Success || r.Steps != 6 ||
-		r.Task != "fixture" || r.Agent != "e2e/1" || r.Backend != "local" || r.EndedAt == nil || r.Seconds <= 0 {
-		t.Errorf("result.json = %+v", r)
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, "trace.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
-	wantTools := []string{"execute_script", "write_file", "read_file", "list_files", "read_file", "final_answer"}
-	if len(lines) != len(wantTools) {
-		t.Fatalf("trace has %d lines, want %d:\n%s", len(lines), len(wantTools), raw)
-	}
-	for i, line := range lines {
-		var s runlog.Step
-		if err := json.Unmarshal([]byte(line), &s); err != nil {
-			t.Fatalf("trace line %d: %v", i, err)
+		dir := h.runDir(t)
+		r, err := runlog.ReadResult(dir)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if s.Step != i+1 || s.Tool != wantTools[i] || s.Time.IsZero() || s.DurationMS <= 0 || len(s.Arguments) == 0 {
-			t.Errorf("trace line %d = %+v", i, s)
+		if r.Status != runlog.StatusScored || r.Score == nil || *r.Score != 0.6 || r.Baseline == nil || *r.Baseline != 0.5 ||
+			r.Improvement == nil || *r.Improvement < 0.1999 || *r.Improvement > 0.2001 || !r.Success || r.Steps != 6 ||
+			r.Task != "fixture" || r.Agent != "e2e/1" || r.Backend != backend || r.EndedAt == nil || r.Seconds <= 0 {
+			t.Errorf("result.json = %+v", r)
 		}
-		if s.IsError != (i == 2) {
-			t.Errorf("trace line %d is_error = %v", i, s.IsError)
+		raw, err := os.ReadFile(filepath.Join(dir, "trace.jsonl"))
+		if err != nil {
+			t.Fatal(err)
 		}
-		mutating := s.Tool == "execute_script" || s.Tool == "write_file"
-		if (s.Snapshot != "") != mutating {
-			t.Errorf("trace line %d snapshot %q", i, s.Snapshot)
+		lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+		wantTools := []string{"execute_script", "write_file", "read_file", "list_files", "read_file", "final_answer"}
+		if len(lines) != len(wantTools) {
+			t.Fatalf("trace has %d lines, want %d:\n%s", len(lines), len(wantTools), raw)
 		}
-	}
-	var first runlog.Step
-	json.Unmarshal([]byte(lines[0]), &first)
-	if first.Output == "" || !strings.Contains(first.Result, "training") {
-		t.Errorf("execute_script step lacks output log or result: %+v", first)
-	}
-	if b, err := os.ReadFile(filepath.Join(dir, first.Output)); err != nil || !strings.Contains(string(b), "training") {
-		t.Errorf("output log %s: %q, %v", first.Output, b, err)
-	}
+		for i, line := range lines {
+			var s runlog.Step
+			if err := json.Unmarshal([]byte(line), &s); err != nil {
+				t.Fatalf("trace line %d: %v", i, err)
+			}
+			if s.Step != i+1 || s.Tool != wantTools[i] || s.Time.IsZero() || s.DurationMS <= 0 || len(s.Arguments) == 0 {
+				t.Errorf("trace line %d = %+v", i, s)
+			}
+			if s.IsError != (i == 2) {
+				t.Errorf("trace line %d is_error = %v", i, s.IsError)
+			}
+			mutating := s.Tool == "execute_script" || s.Tool == "write_file"
+			if (s.Snapshot != "") != mutating {
+				t.Errorf("trace line %d snapshot %q", i, s.Snapshot)
+			}
+		}
+		var first runlog.Step
+		json.Unmarshal([]byte(lines[0]), &first)
+		if first.Output == "" || !strings.Contains(first.Result, "training") {
+			t.Errorf("execute_script step lacks output log or result: %+v", first)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, first.Output)); err != nil || !strings.Contains(string(b), "training") {
+			t.Errorf("output log %s: %q, %v", first.Output, b, err)
+		}
+	})
 }
 
 func TestInvalidSubmission(t *testing.T) {
-	h := start(t, "fixture")
-	// No score.txt: eval crashes, which is an invalid submission, not a score.
-	text := h.mustOK(t, "final_answer", map[string]any{"final_answer": "nothing"}, "submission invalid")
-	if !strings.Contains(text, "score.txt") {
-		t.Errorf("invalid submission does not say why: %s", text)
-	}
-	r, err := runlog.ReadResult(h.runDir(t))
-	if err != nil || r.Status != runlog.StatusInvalid || r.Score != nil || r.Success || !strings.Contains(r.Error, "score.txt") {
-		t.Errorf("result.json = %+v, %v", r, err)
-	}
+	eachBackend(t, func(t *testing.T, backend string) {
+		h := start(t, backend, "fixture")
+		// No score.txt: eval crashes, which is an invalid submission, not a score.
+		text := h.mustOK(t, "final_answer", map[string]any{"final_answer": "nothing"}, "submission invalid")
+		if !strings.Contains(text, "score.txt") {
+			t.Errorf("invalid submission does not say why: %s", text)
+		}
+		r, err := runlog.ReadResult(h.runDir(t))
+		if err != nil || r.Status != runlog.StatusInvalid || r.Score != nil || r.Success || !strings.Contains(r.Error, "score.txt") {
+			t.Errorf("result.json = %+v, %v", r, err)
+		}
+	})
 }
 
 func TestDisconnectAbortsAndCleansUp(t *testing.T) {
-	h := start(t, "fixture")
-	h.mustOK(t, "write_file", map[string]any{"file_name": "sleep.py", "content": "import time\nprint('sleeping', flush=True)\ntime.sleep(40)\n"}, "wrote")
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		h.cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "execute_script", Arguments: map[string]any{"script_name": "sleep.py"}})
-	}()
-	time.Sleep(1 * time.Second)
-	h.stdin.Close() // the client goes away without a word
-	wg.Wait()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r, err := runlog.ReadResult(h.runDir(t))
-		if err == nil && r.Status == runlog.StatusAborted {
-			break
+	eachBackend(t, func(t *testing.T, backend string) {
+		h := start(t, backend, "fixture")
+		h.mustOK(t, "write_file", map[string]any{"file_name": "sleep.py", "content": "import time\nprint('sleeping', flush=True)\ntime.sleep(40)\n"}, "wrote")
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "execute_script", Arguments: map[string]any{"script_name": "sleep.py"}})
+		}()
+		time.Sleep(1 * time.Second)
+		h.stdin.Close() // the client goes away without a word
+		wg.Wait()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			r, err := runlog.ReadResult(h.runDir(t))
+			if err == nil && r.Status == runlog.StatusAborted {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("result.json after disconnect = %+v, %v", r, err)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("result.json after disconnect = %+v, %v", r, err)
+		if out, _ := exec.Command("pgrep", "-f", "sleep.py").Output(); len(out) > 0 {
+			t.Errorf("script still running after disconnect: %s", out)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if out, _ := exec.Command("pgrep", "-f", "sleep.py").Output(); len(out) > 0 {
-		t.Errorf("script still running after disconnect: %s", out)
-	}
+	})
 }
 
 // logLevel lets MLAB_E2E_LOG=debug show the servers' logs while debugging.
@@ -583,4 +618,25 @@ func TestRunBaselineAgent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testImage is the docker runtime image: MLAB_IMAGE or the default tag.
+func testImage() string {
+	if img := os.Getenv("MLAB_IMAGE"); img != "" {
+		return img
+	}
+	return docker.ImageTag(docker.ImageSpec{Variant: "base"})
+}
+
+// eachBackend runs a test on the local backend and, where a Docker engine
+// and the runtime image are there, on the docker backend.
+func eachBackend(t *testing.T, test func(t *testing.T, backend string)) {
+	t.Run("local", func(t *testing.T) { test(t, "local") })
+	t.Run("docker", func(t *testing.T) {
+		cli := testenv.Docker(t)
+		if _, err := cli.ImageInspect(t.Context(), testImage()); err != nil {
+			testenv.Absent(t, "runtime image %s not built (make image): %v", testImage(), err)
+		}
+		test(t, "docker")
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/mlab/mlab/benchmarks"
 	"github.com/mlab/mlab/eval"
 	"github.com/mlab/mlab/sandbox"
+	"github.com/mlab/mlab/sandbox/docker"
 	"github.com/mlab/mlab/sandbox/local"
 	"github.com/mlab/mlab/tasks"
 )
@@ -27,6 +28,12 @@ type common struct {
 	isolation string
 	logLevel  string
 	logFormat string
+	backend   string
+	image     string
+	gpus      string
+	// workspaceMiB and cpus bound docker sandboxes.
+	workspaceMiB int64
+	cpus         float64
 }
 
 func newRootCmd() *cobra.Command {
@@ -46,7 +53,12 @@ func newRootCmd() *cobra.Command {
 	f.StringVar(&c.isolation, "isolation", string(local.IsolationAuto), "local sandbox isolation: auto (bubblewrap when it works), bwrap (required) or none")
 	f.StringVar(&c.logLevel, "log-level", "info", "log level (debug, info, warn, error); logs go to stderr")
 	f.StringVar(&c.logFormat, "log-format", "console", "log format: console (for people) or json (one object per line, for collectors)")
-	root.AddCommand(newServeCmd(c), newRunCmd(c), newTasksCmd(c))
+	f.StringVar(&c.backend, "backend", "auto", "sandbox backend: auto (docker when the engine and runtime image are there, else local), local or docker")
+	f.StringVar(&c.image, "image", "", "runtime image of docker sandboxes (default: the base image mlab image build makes)")
+	f.StringVar(&c.gpus, "gpus", "", "GPUs sessions may lease: all (found with nvidia-smi), none, or indexes like 0,1")
+	f.Int64Var(&c.workspaceMiB, "workspace-size", docker.DefaultWorkspaceBytes>>20, "docker workspace quota in MiB")
+	f.Float64Var(&c.cpus, "cpus", docker.DefaultCPUs, "CPUs each docker sandbox may use")
+	root.AddCommand(newServeCmd(c), newRunCmd(c), newTasksCmd(c), newGCCmd(), newImageCmd())
 	return root
 }
 
@@ -94,6 +106,7 @@ type env struct {
 	log       zerolog.Logger
 	catalog   *tasks.Catalog
 	provider  sandbox.Provider
+	gpus      *sandbox.GPUPool
 	scorer    *eval.Scorer
 	baselines *eval.Baselines
 	cleanup   func()
@@ -104,13 +117,15 @@ func (c *common) env(ctx context.Context) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
+	ids, err := sandbox.ParseGPUs(ctx, c.gpus, sandbox.DiscoverGPUs)
+	if err != nil {
+		return nil, err
+	}
 	scratch, err := os.MkdirTemp("", "mlab-")
 	if err != nil {
 		return nil, fmt.Errorf("create scratch dir: %w", err)
 	}
-	provider, err := local.New(ctx, local.Options{
-		Root: filepath.Join(scratch, "sandboxes"), Isolation: local.Isolation(c.isolation), Logger: log,
-	})
+	provider, closeProvider, err := c.provider(ctx, log, scratch)
 	if err != nil {
 		os.RemoveAll(scratch)
 		return nil, err
@@ -120,8 +135,12 @@ func (c *common) env(ctx context.Context) (*env, error) {
 		log:       log,
 		catalog:   c.catalog(filepath.Join(scratch, "tasks")),
 		provider:  provider,
+		gpus:      sandbox.NewGPUPool(ids),
 		scorer:    scorer,
 		baselines: &eval.Baselines{Scorer: scorer, CacheDir: filepath.Join(c.cacheDir, "baselines")},
-		cleanup:   func() { os.RemoveAll(scratch) },
+		cleanup: func() {
+			closeProvider()
+			os.RemoveAll(scratch)
+		},
 	}, nil
 }

@@ -29,7 +29,9 @@ func newRunCmd(c *common) *cobra.Command {
 			}
 			serve := exec.Command(self, "serve", "--task", task,
 				"--python", c.python, "--runs-dir", c.runsDir, "--cache-dir", c.cacheDir,
-				"--isolation", c.isolation, "--log-level", c.logLevel, "--log-format", c.logFormat)
+				"--isolation", c.isolation, "--log-level", c.logLevel, "--log-format", c.logFormat,
+				"--backend", c.backend, "--image", c.image, "--gpus", c.gpus,
+				"--workspace-size", fmt.Sprint(c.workspaceMiB), "--cpus", fmt.Sprint(c.cpus))
 			if c.tasksDir != "" {
 				serve.Args = append(serve.Args, "--tasks-dir", c.tasksDir)
 			}

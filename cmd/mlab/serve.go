@@ -20,6 +20,8 @@ type serveFlags struct {
 	maxExec       time.Duration
 	memoryMiB     int64
 	progressEvery time.Duration
+	gpuWait       time.Duration
+	pids          int64
 }
 
 func newServeCmd(c *common) *cobra.Command {
@@ -45,7 +47,9 @@ func newServeCmd(c *common) *cobra.Command {
 			srv, err := server.New(server.Options{
 				Task: task, Provider: e.provider, Scorer: e.scorer, Baselines: e.baselines,
 				RunsDir: c.runsDir,
-				Limits:  sandbox.Limits{MemoryBytes: sf.memoryMiB << 20},
+				Limits:  sandbox.Limits{MemoryBytes: sf.memoryMiB << 20, Processes: sf.pids},
+				GPUs:    e.gpus,
+				GPUWait: sf.gpuWait,
 				Budgets: tasks.Budgets{
 					MaxSteps: sf.maxSteps, MaxTime: tasks.Duration(sf.maxTime),
 					ExecTimeout: tasks.Duration(sf.execTimeout), MaxExecTimeout: tasks.Duration(sf.maxExec),
@@ -69,6 +73,8 @@ func newServeCmd(c *common) *cobra.Command {
 	f.DurationVar(&sf.execTimeout, "exec-timeout", 0, "default timeout of one execute_script call (default: the task's, else 10m)")
 	f.DurationVar(&sf.maxExec, "max-exec-timeout", 0, "largest timeout an agent may ask for (default: the task's, else 1h)")
 	f.Int64Var(&sf.memoryMiB, "memory", 0, "memory limit of agent scripts in MiB (default 8192)")
+	f.Int64Var(&sf.pids, "pids", 0, "process and thread limit of agent scripts (default 512)")
+	f.DurationVar(&sf.gpuWait, "gpu-wait", 10*time.Minute, "how long a new session waits for GPUs leased to others")
 	f.DurationVar(&sf.progressEvery, "progress-every", 5*time.Second, "interval of progress notifications while a script runs")
 	cmd.MarkFlagRequired("task")
 	return cmd

@@ -175,6 +175,8 @@ func (s *Sandbox) env(extra []string) []string {
 		"PYTHONUNBUFFERED=1",
 		"PYTHONDONTWRITEBYTECODE=1",
 		"MPLBACKEND=Agg",
+		// Only the leased GPUs, or none: an empty list hides every device.
+		"CUDA_VISIBLE_DEVICES=" + s.gpus,
 	}
 	return append(env, extra...)
 }

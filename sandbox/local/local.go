@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/rs/zerolog"
@@ -95,6 +96,7 @@ func (p *Provider) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandb
 		tmp:     filepath.Join(dir, "tmp"),
 		limits:  spec.Limits.WithDefaults(),
 		bwrap:   p.bwrap,
+		gpus:    strings.Join(spec.GPUs, ","),
 		running: map[*proc]struct{}{},
 	}
 	for _, d := range []string{s.ws, s.tmp} {
@@ -117,6 +119,7 @@ type Sandbox struct {
 	dir, ws, tmp string
 	limits       sandbox.Limits
 	bwrap        string
+	gpus         string // CUDA_VISIBLE_DEVICES
 
 	mu      sync.Mutex
 	closed  bool

@@ -1,0 +1,324 @@
+// Package docker is the container sandbox backend: one locked-down container
+// per session (no network, no capabilities, read-only root, non-root user,
+// memory/pids/CPU limits, leased GPUs), the workspace bind-mounted at
+// /workspace with a size quota, labels that let a reaper find containers a
+// crashed server left behind, and the offline build of the runtime image.
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/mlab/mlab/sandbox"
+)
+
+// Labels on every container mlab creates. The reaper matches on them and
+// never touches a container without LabelManaged.
+const (
+	LabelManaged   = "mlab.managed"
+	LabelSession   = "mlab.session"
+	LabelRun       = "mlab.run"
+	LabelServer    = "mlab.server"    // "<pid>:<start time>" of the owning server process
+	LabelWorkspace = "mlab.workspace" // host path of the workspace, removed with the container
+)
+
+// Where things are inside a container.
+const (
+	MountPoint = "/workspace"
+	// agentUID and agentGID are the image's non-root user.
+	agentUID = 1000
+	agentGID = 1000
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultWorkspaceBytes = 2 << 30
+	DefaultTmpBytes       = 512 << 20
+	DefaultCPUs           = 2
+	apiTimeout            = 30 * time.Second
+	workspacePrefix       = "ws-"
+)
+
+// API is the part of the Docker client the backend uses.
+type API interface {
+	ContainerCreate(ctx context.Context, config *container.Config, hostConfig *container.HostConfig, networkingConfig *network.NetworkingConfig, platform *ocispec.Platform, containerName string) (container.CreateResponse, error)
+	ContainerStart(ctx context.Context, containerID string, options container.StartOptions) error
+	ContainerRemove(ctx context.Context, containerID string, options container.RemoveOptions) error
+	ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error)
+	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
+	ContainerExecCreate(ctx context.Context, containerID string, options container.ExecOptions) (container.ExecCreateResponse, error)
+	ContainerExecAttach(ctx context.Context, execID string, config container.ExecAttachOptions) (types.HijackedResponse, error)
+	ContainerExecInspect(ctx context.Context, execID string) (container.ExecInspect, error)
+}
+
+// Options configure a Provider. Client and Image are required.
+type Options struct {
+	Client API
+	// Image is the runtime image, e.g. the tag ImageTag gives.
+	Image string
+	// Root holds the host side of the workspaces; "" means the system
+	// temporary directory.
+	Root string
+	// WorkspaceBytes caps the workspace size (a tmpfs mounted on the host
+	// when the server runs as root); 0 means DefaultWorkspaceBytes.
+	WorkspaceBytes int64
+	// TmpBytes sizes the container's /tmp; 0 means DefaultTmpBytes.
+	TmpBytes int64
+	// CPUs caps the CPU share of a container; 0 means DefaultCPUs.
+	CPUs   float64
+	Logger zerolog.Logger
+}
+
+// Provider creates container sandboxes.
+type Provider struct {
+	opts   Options
+	server string // LabelServer value of this process
+	quota  bool   // whether workspaces get a tmpfs quota
+}
+
+// New checks the image is there and returns a Provider.
+func New(ctx context.Context, opts Options) (*Provider, error) {
+	if opts.Client == nil || opts.Image == "" {
+		return nil, errors.New("docker provider: Client and Image are required")
+	}
+	if opts.Root == "" {
+		opts.Root = filepath.Join(os.TempDir(), "mlab-docker")
+	}
+	if opts.WorkspaceBytes <= 0 {
+		opts.WorkspaceBytes = DefaultWorkspaceBytes
+	}
+	if opts.TmpBytes <= 0 {
+		opts.TmpBytes = DefaultTmpBytes
+	}
+	if opts.CPUs <= 0 {
+		opts.CPUs = DefaultCPUs
+	}
+	if err := os.MkdirAll(opts.Root, 0o711); err != nil {
+		return nil, fmt.Errorf("create workspace root %s: %w", opts.Root, err)
+	}
+	id, err := ServerID(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	p := &Provider{opts: opts, server: id, quota: os.Geteuid() == 0}
+	if !p.quota {
+		opts.Logger.Warn().Msg("not running as root: docker workspaces have no size quota")
+	}
+	return p, nil
+}
+
+// Name implements sandbox.Provider.
+func (p *Provider) Name() string { return "docker" }
+
+// Create implements sandbox.Provider.
+func (p *Provider) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbox, error) {
+	limits := spec.Limits.WithDefaults()
+	dir, err := os.MkdirTemp(p.opts.Root, workspacePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("create workspace: %w", err)
+	}
+	s := &Sandbox{api: p.opts.Client, ws: dir, quota: p.quota, limits: limits, execs: map[*execProc]struct{}{}}
+	if err := s.prepareWorkspace(ctx, p.opts.WorkspaceBytes, spec.Files); err != nil {
+		s.removeWorkspace()
+		return nil, err
+	}
+	cfg, host := p.containerConfig(spec, limits, dir)
+	cctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	created, err := p.opts.Client.ContainerCreate(cctx, cfg, host, nil, nil, "")
+	if err != nil {
+		s.removeWorkspace()
+		return nil, fmt.Errorf("create container from %s: %w", p.opts.Image, err)
+	}
+	s.id = created.ID
+	if err := p.opts.Client.ContainerStart(cctx, s.id, container.StartOptions{}); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("start container %s: %w", shortID(s.id), err)
+	}
+	return s, nil
+}
+
+// containerConfig is every setting of a session container, in one place.
+func (p *Provider) containerConfig(spec sandbox.Spec, l sandbox.Limits, ws string) (*container.Config, *container.HostConfig) {
+	init := true
+	pids := l.Processes
+	cfg := &container.Config{
+		Image:           p.opts.Image,
+		Cmd:             []string{"sleep", "infinity"},
+		User:            fmt.Sprintf("%d:%d", agentUID, agentGID),
+		WorkingDir:      MountPoint,
+		Env:             baseEnv(spec.GPUs),
+		Hostname:        "sandbox",
+		NetworkDisabled: true,
+		Labels: map[string]string{
+			LabelManaged:   "1",
+			LabelSession:   spec.Session,
+			LabelRun:       spec.Run,
+			LabelServer:    p.server,
+			LabelWorkspace: ws,
+		},
+	}
+	host := &container.HostConfig{
+		Binds:          []string{ws + ":" + MountPoint + ":rw"},
+		NetworkMode:    "none",
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		ReadonlyRootfs: true,
+		Tmpfs:          map[string]string{"/tmp": fmt.Sprintf("rw,nosuid,nodev,size=%d", p.opts.TmpBytes)},
+		Init:           &init,
+		Resources: container.Resources{
+			Memory:     l.MemoryBytes,
+			MemorySwap: l.MemoryBytes, // no swap: running out of memory is an OOM, not a crawl
+			PidsLimit:  &pids,
+			NanoCPUs:   int64(p.opts.CPUs * 1e9),
+			Ulimits: []*container.Ulimit{
+				{Name: "fsize", Soft: l.FileBytes, Hard: l.FileBytes},
+				{Name: "core", Soft: 0, Hard: 0},
+			},
+		},
+	}
+	if len(spec.GPUs) > 0 {
+		host.Resources.DeviceRequests = []container.DeviceRequest{{
+			Driver:       "nvidia",
+			DeviceIDs:    spec.GPUs,
+			Capabilities: [][]string{{"gpu"}},
+		}}
+	}
+	return cfg, host
+}
+
+// baseEnv is a container's whole environment. The NVIDIA runtime exposes
+// the leased devices renumbered from 0, so CUDA sees 0..n-1; with no lease it
+// sees none.
+func baseEnv(gpus []string) []string {
+	visible := make([]string, len(gpus))
+	for i := range gpus {
+		visible[i] = strconv.Itoa(i)
+	}
+	return []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"HOME=/tmp",
+		"TMPDIR=/tmp",
+		"USER=agent",
+		"LANG=C.UTF-8",
+		"PYTHONUNBUFFERED=1",
+		"PYTHONDONTWRITEBYTECODE=1",
+		"MPLBACKEND=Agg",
+		"CUDA_VISIBLE_DEVICES=" + strings.Join(visible, ","),
+	}
+}
+
+// Sandbox is one session container.
+type Sandbox struct {
+	api    API
+	id     string
+	ws     string
+	quota  bool
+	limits sandbox.Limits
+
+	mu       sync.Mutex
+	closed   bool
+	seq      int
+	execs    map[*execProc]struct{}
+	oomKills int64 // the cgroup's oom_kill count at the last check
+}
+
+// Workspace implements sandbox.Sandbox.
+func (s *Sandbox) Workspace() string { return s.ws }
+
+// Owner implements sandbox.Owned: scripts run as the image's agent user.
+func (s *Sandbox) Owner() (uid, gid int) { return agentUID, agentGID }
+
+// ID is the container ID.
+func (s *Sandbox) ID() string { return s.id }
+
+// Close implements sandbox.Sandbox: it removes the container, which kills
+// every process in it, and then the workspace.
+func (s *Sandbox) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	var errs []error
+	if s.id != "" {
+		// Teardown gets its own bounded context: it must run even when the
+		// caller's context is what ended the session.
+		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+		err := s.api.ContainerRemove(ctx, s.id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		cancel()
+		if err != nil && !cerrdefs.IsNotFound(err) && !isRemovalInProgress(err) {
+			errs = append(errs, fmt.Errorf("remove container %s: %w", shortID(s.id), err))
+		}
+	}
+	if err := s.removeWorkspace(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func isRemovalInProgress(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "is already in progress")
+}
+
+// prepareWorkspace mounts the quota tmpfs (as root) and fills the workspace.
+func (s *Sandbox) prepareWorkspace(ctx context.Context, size int64, files string) error {
+	if s.quota {
+		opts := fmt.Sprintf("size=%d,mode=0755,uid=%d,gid=%d", size, agentUID, agentGID)
+		if err := unix.Mount("tmpfs", s.ws, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+			return fmt.Errorf("mount workspace quota on %s: %w", s.ws, err)
+		}
+	} else if err := os.Chown(s.ws, agentUID, agentGID); err != nil && !errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("chown workspace: %w", err)
+	}
+	if files == "" {
+		return nil
+	}
+	if err := sandbox.CopyDir(ctx, files, s.ws); err != nil {
+		return fmt.Errorf("copy %s into workspace: %w", files, err)
+	}
+	if err := sandbox.ChownTree(s.ws, agentUID, agentGID); err != nil && !errors.Is(err, os.ErrPermission) {
+		return err
+	}
+	return nil
+}
+
+func (s *Sandbox) removeWorkspace() error {
+	return RemoveWorkspace(s.ws)
+}
+
+// RemoveWorkspace unmounts a workspace quota, if any, and deletes the folder.
+func RemoveWorkspace(dir string) error {
+	// Detach: a container that is still being torn down may hold it.
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("unmount workspace %s: %w", dir, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove workspace %s: %w", dir, err)
+	}
+	return nil
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,313 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"github.com/rs/zerolog"
+
+	"github.com/mlab/mlab/internal/testenv"
+	"github.com/mlab/mlab/sandbox"
+)
+
+func TestContainerConfig(t *testing.T) {
+	p := &Provider{opts: Options{Image: "img", TmpBytes: 1 << 20, CPUs: 1.5}, server: "42:7"}
+	tests := []struct {
+		name    string
+		gpus    []string
+		devices []string
+		visible string
+	}{
+		{"no gpu", nil, nil, ""},
+		{"one gpu", []string{"3"}, []string{"3"}, "0"},
+		{"several gpus", []string{"1", "2", "5"}, []string{"1", "2", "5"}, "0,1,2"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			limits := sandbox.Limits{MemoryBytes: 1 << 30, Processes: 64}.WithDefaults()
+			cfg, host := p.containerConfig(sandbox.Spec{Session: "s1", Run: "r1", GPUs: tc.gpus}, limits, "/ws/ws-1")
+			if len(tc.devices) == 0 {
+				if len(host.DeviceRequests) != 0 {
+					t.Errorf("device requests without GPUs: %+v", host.DeviceRequests)
+				}
+			} else {
+				if len(host.DeviceRequests) != 1 {
+					t.Fatalf("device requests %+v", host.DeviceRequests)
+				}
+				dr := host.DeviceRequests[0]
+				if dr.Driver != "nvidia" || !slices.Equal(dr.DeviceIDs, tc.devices) || dr.Count != 0 ||
+					len(dr.Capabilities) != 1 || !slices.Equal(dr.Capabilities[0], []string{"gpu"}) {
+					t.Errorf("device request %+v, want devices %v", dr, tc.devices)
+				}
+			}
+			if !slices.Contains(cfg.Env, "CUDA_VISIBLE_DEVICES="+tc.visible) {
+				t.Errorf("env %v lacks CUDA_VISIBLE_DEVICES=%s", cfg.Env, tc.visible)
+			}
+			// The lock-down does not depend on GPUs.
+			if host.NetworkMode != "none" || !cfg.NetworkDisabled || !slices.Equal(host.CapDrop, []string{"ALL"}) ||
+				!slices.Contains(host.SecurityOpt, "no-new-privileges") || !host.ReadonlyRootfs || cfg.User != "1000:1000" ||
+				host.Memory != 1<<30 || host.MemorySwap != 1<<30 || host.PidsLimit == nil || *host.PidsLimit != 64 ||
+				host.NanoCPUs != 1.5e9 || !strings.Contains(host.Tmpfs["/tmp"], "size=1048576") ||
+				!slices.Equal(host.Binds, []string{"/ws/ws-1:/workspace:rw"}) {
+				t.Errorf("container not locked down: %+v %+v", cfg, host)
+			}
+			want := map[string]string{LabelManaged: "1", LabelSession: "s1", LabelRun: "r1", LabelServer: "42:7", LabelWorkspace: "/ws/ws-1"}
+			for k, v := range want {
+				if cfg.Labels[k] != v {
+					t.Errorf("label %s = %q, want %q", k, cfg.Labels[k], v)
+				}
+			}
+		})
+	}
+}
+
+// testImage is the runtime image the tests run in: MLAB_IMAGE, or the base
+// image `make image` builds.
+func testImage(t *testing.T, cli *client.Client) string {
+	t.Helper()
+	img := os.Getenv("MLAB_IMAGE")
+	if img == "" {
+		img = ImageTag(ImageSpec{Variant: "base"})
+	}
+	if _, err := cli.ImageInspect(t.Context(), img); err != nil {
+		testenv.Absent(t, "runtime image %s not built (make image): %v", img, err)
+	}
+	return img
+}
+
+func newProvider(t *testing.T, opts Options) (*Provider, *client.Client) {
+	t.Helper()
+	cli := testenv.Docker(t)
+	opts.Client = cli
+	opts.Image = testImage(t, cli)
+	opts.Root = t.TempDir()
+	opts.Logger = zerolog.Nop()
+	p, err := New(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, cli
+}
+
+func create(t *testing.T, p *Provider, limits sandbox.Limits) *Sandbox {
+	t.Helper()
+	files := t.TempDir()
+	os.WriteFile(filepath.Join(files, "hello.txt"), []byte("hi"), 0o644)
+	sb, err := p.Create(t.Context(), sandbox.Spec{Session: "test", Run: t.Name(), Files: files, Limits: limits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close() })
+	return sb.(*Sandbox)
+}
+
+func py(t *testing.T, sb *Sandbox, code string, timeout time.Duration) sandbox.ExecResult {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(sb.Workspace(), "s.py"), []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := sb.Exec(t.Context(), sandbox.ExecRequest{Args: []string{"python3", "-u", "s.py"}, Timeout: timeout})
+	if err != nil {
+		t.Fatalf("exec: %v", err)
+	}
+	return res
+}
+
+func TestExec(t *testing.T) {
+	p, _ := newProvider(t, Options{})
+	sb := create(t, p, sandbox.Limits{})
+	tests := []struct {
+		name, code     string
+		exit           int
+		stdout, stderr string
+	}{
+		{"reads workspace", "print(open('hello.txt').read())", 0, "hi\n", ""},
+		{"scientific stack", "import numpy, pandas, sklearn; print(numpy.arange(4).sum())", 0, "6\n", ""},
+		{"non-root user", "import os; print(os.getuid(), os.getgid())", 0, "1000 1000\n", ""},
+		{"writes workspace", "open('out.txt','w').write('x'); open('hello.txt','a').write('!'); print(open('hello.txt').read())", 0, "hi!\n", ""},
+		{"exit code", "import sys; sys.exit(3)", 3, "", ""},
+		{"stderr", "raise ValueError('boom')", 1, "", "ValueError: boom"},
+		{"no network", "import socket; socket.create_connection(('1.1.1.1', 53), timeout=3)", 1, "", "Network is unreachable"},
+		{"read-only root", "open('/usr/evil', 'w')", 1, "", "Read-only file system"},
+		{"writable tmp", "open('/tmp/x', 'w').write('1'); print('ok')", 0, "ok\n", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := py(t, sb, tc.code, time.Minute)
+			if res.ExitCode != tc.exit || res.Stdout != tc.stdout || !strings.Contains(res.Stderr, tc.stderr) {
+				t.Errorf("got exit %d stdout %q stderr %q", res.ExitCode, res.Stdout, res.Stderr)
+			}
+		})
+	}
+	// The server sees what the script wrote.
+	if b, err := os.ReadFile(filepath.Join(sb.Workspace(), "out.txt")); err != nil || string(b) != "x" {
+		t.Errorf("out.txt on the host: %q, %v", b, err)
+	}
+	res, err := sb.Exec(t.Context(), sandbox.ExecRequest{Args: []string{"sh", "-c", "read x; echo got $x"}, Stdin: strings.NewReader("nonce\n")})
+	if err != nil || res.Stdout != "got nonce\n" {
+		t.Errorf("stdin: %+v, %v", res, err)
+	}
+}
+
+// processes lists the command lines running in a container, but its init.
+func processes(t *testing.T, cli *client.Client, id string) []string {
+	top, err := cli.ContainerTop(context.Background(), id, nil)
+	if err != nil {
+		t.Fatalf("top: %v", err)
+	}
+	var cmds []string
+	col := slices.Index(top.Titles, "CMD")
+	for _, p := range top.Processes {
+		if cmd := p[col]; !strings.Contains(cmd, "docker-init") && !strings.Contains(cmd, "sleep infinity") {
+			cmds = append(cmds, cmd)
+		}
+	}
+	return cmds
+}
+
+func TestFaults(t *testing.T) {
+	p, cli := newProvider(t, Options{WorkspaceBytes: 64 << 20})
+	sb := create(t, p, sandbox.Limits{MemoryBytes: 256 << 20, Processes: 64, OutputBytes: 4096})
+
+	t.Run("timeout kills the tree", func(t *testing.T) {
+		res := py(t, sb, "import subprocess, time\nsubprocess.Popen(['sleep', '1000'])\nprint('started', flush=True)\nwhile True: time.sleep(1)\n", 2*time.Second)
+		if !res.TimedOut || res.Stdout != "started\n" {
+			t.Fatalf("want a timeout with partial output: %+v", res)
+		}
+		if left := processes(t, cli, sb.ID()); len(left) > 0 {
+			t.Errorf("processes left after timeout: %v", left)
+		}
+	})
+	t.Run("background child of a finished script", func(t *testing.T) {
+		res := py(t, sb, "import subprocess\nsubprocess.Popen(['sleep', '1000'])\nprint('bye')\n", time.Minute)
+		if res.ExitCode != 0 || res.TimedOut || res.Duration > 20*time.Second {
+			t.Fatalf("%+v", res)
+		}
+		if left := processes(t, cli, sb.ID()); len(left) > 0 {
+			t.Errorf("processes left after exit: %v", left)
+		}
+	})
+	t.Run("oom", func(t *testing.T) {
+		res := py(t, sb, "b = bytearray(1 << 30)\nb[::4096] = b'x' * len(b[::4096])\nprint('survived')\n", time.Minute)
+		if !res.OOM || res.ExitCode == 0 {
+			t.Errorf("want OOM: %+v", res)
+		}
+	})
+	t.Run("fork bomb", func(t *testing.T) {
+		res := py(t, sb, "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)\n", 5*time.Second)
+		if !res.TimedOut {
+			t.Errorf("fork bomb not stopped by the timeout: %+v", res)
+		}
+		after := py(t, sb, "print('alive')", time.Minute)
+		if after.Stdout != "alive\n" {
+			t.Errorf("sandbox unusable after a fork bomb: %+v", after)
+		}
+	})
+	t.Run("output flood", func(t *testing.T) {
+		res := py(t, sb, "import sys\nfor i in range(500000): sys.stdout.write('line %d\\n' % i)\nprint('END')\n", time.Minute)
+		if !res.Truncated || len(res.Stdout) > 5000 || !strings.HasSuffix(res.Stdout, "END\n") || res.StdoutBytes < 5<<20 {
+			t.Errorf("flood not capped: truncated %v, kept %d of %d bytes", res.Truncated, len(res.Stdout), res.StdoutBytes)
+		}
+	})
+	t.Run("workspace quota", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			testenv.Absent(t, "workspace quotas need root")
+		}
+		res := py(t, sb, "open('big.bin', 'wb').write(b'x' * (100 << 20))\n", time.Minute)
+		if res.ExitCode == 0 || !strings.Contains(res.Stderr, "No space left on device") {
+			t.Errorf("write past the quota: %+v", res)
+		}
+		os.Remove(filepath.Join(sb.Workspace(), "big.bin"))
+	})
+}
+
+func TestCloseAndReap(t *testing.T) {
+	p, cli := newProvider(t, Options{})
+	sb := create(t, p, sandbox.Limits{})
+	id, ws := sb.ID(), sb.Workspace()
+	if err := sb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Close(); err != nil {
+		t.Errorf("second close: %v", err)
+	}
+	if _, err := cli.ContainerInspect(t.Context(), id); err == nil {
+		t.Error("container still exists after Close")
+	}
+	if _, err := os.Stat(ws); !os.IsNotExist(err) {
+		t.Errorf("workspace still exists after Close: %v", err)
+	}
+
+	// An orphan of a dead server, a container of this live server, and a
+	// container mlab did not create.
+	orphan := create(t, p, sandbox.Limits{})
+	live := create(t, p, sandbox.Limits{})
+	deadServer := "999999999:1"
+	p.server = deadServer
+	orphan2 := create(t, p, sandbox.Limits{})
+	foreign, err := cli.ContainerCreate(t.Context(), &container.Config{Image: p.opts.Image, Cmd: []string{"true"},
+		Labels: map[string]string{"mlab.session": "not-ours"}}, nil, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.ContainerRemove(context.Background(), foreign.ID, container.RemoveOptions{Force: true}) })
+	_ = orphan
+
+	reaped, err := Reap(t.Context(), cli, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range reaped {
+		ids = append(ids, r.ID)
+	}
+	if !slices.Contains(ids, shortID(orphan2.ID())) {
+		t.Errorf("orphan of a dead server not reaped: %v", ids)
+	}
+	for _, keep := range []string{orphan.ID(), live.ID(), foreign.ID} {
+		if slices.Contains(ids, shortID(keep)) {
+			t.Errorf("reaped %s, which belongs to a live server or not to mlab", shortID(keep))
+		}
+		if _, err := cli.ContainerInspect(t.Context(), keep); err != nil {
+			t.Errorf("container %s gone: %v", shortID(keep), err)
+		}
+	}
+	if _, err := os.Stat(orphan2.Workspace()); !os.IsNotExist(err) {
+		t.Errorf("orphan workspace not removed: %v", err)
+	}
+}
+
+// TestMain fails the package when a test leaves an mlab container behind.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation()); err == nil {
+		if left := leftovers(cli); len(left) > 0 {
+			fmt.Fprintf(os.Stderr, "containers left behind by this test binary: %v\n", left)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func leftovers(cli *client.Client) []string {
+	id, _ := ServerID(os.Getpid())
+	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("label", LabelServer+"="+id))})
+	if err != nil {
+		return nil
+	}
+	var ids []string
+	for _, c := range list {
+		ids = append(ids, shortID(c.ID))
+	}
+	return ids
+}

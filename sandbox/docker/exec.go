@@ -1,0 +1,251 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/mlab/mlab/sandbox"
+)
+
+// pidDir holds, inside the container, one file per running exec with the
+// process group to kill; /tmp is the only writable place besides the
+// workspace, which the agent should not see cluttered.
+const pidDir = "/tmp/.mlab"
+
+// wrapper records the exec's process ID, which is also its process group:
+// Docker starts every exec as the leader of a new session. A timeout kills
+// the whole group with one signal.
+const wrapper = `mkdir -p ` + pidDir + ` && echo $$ > "$0" && exec "$@"`
+
+// execProc is one running exec; killed tells our kill from the kernel's.
+type execProc struct {
+	pidFile string
+	execID  string
+	killed  atomic.Bool
+}
+
+// Exec implements sandbox.Sandbox.
+func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.ExecResult, error) {
+	if len(req.Args) == 0 {
+		return sandbox.ExecResult{}, errors.New("exec: empty command")
+	}
+	if req.Dir != "" && (filepath.IsAbs(req.Dir) || !filepath.IsLocal(req.Dir)) {
+		return sandbox.ExecResult{}, fmt.Errorf("exec: working directory %q is outside the workspace", req.Dir)
+	}
+	p, err := s.begin()
+	if err != nil {
+		return sandbox.ExecResult{}, err
+	}
+	defer s.end(p)
+	if req.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
+		defer cancel()
+	}
+
+	cmd := append([]string{"sh", "-c", wrapper, p.pidFile}, req.Args...)
+	actx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	created, err := s.api.ContainerExecCreate(actx, s.id, container.ExecOptions{
+		Cmd:          cmd,
+		Env:          req.Env,
+		WorkingDir:   path.Join(MountPoint, filepath.ToSlash(req.Dir)),
+		AttachStdin:  req.Stdin != nil,
+		AttachStdout: true,
+		AttachStderr: true,
+	})
+	if err != nil {
+		return sandbox.ExecResult{}, fmt.Errorf("create exec in %s: %w", shortID(s.id), err)
+	}
+	p.execID = created.ID
+	start := time.Now()
+	// The attachment lives as long as the process; it is not bounded by the
+	// API timeout.
+	conn, err := s.api.ContainerExecAttach(context.WithoutCancel(ctx), created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return sandbox.ExecResult{}, fmt.Errorf("start exec in %s: %w", shortID(s.id), err)
+	}
+	defer conn.Close()
+	if req.Stdin != nil {
+		go func() {
+			io.Copy(conn.Conn, req.Stdin)
+			conn.CloseWrite()
+		}()
+	}
+
+	stdout := sandbox.NewCapture(s.limits.OutputBytes, req.Stdout)
+	stderr := sandbox.NewCapture(s.limits.OutputBytes, req.Stderr)
+	copied := make(chan struct{})
+	go func() {
+		stdcopy.StdCopy(stdout, stderr, conn.Reader)
+		close(copied)
+	}()
+
+	timedOut := false
+	exited := s.waitExit(ctx, created.ID, copied)
+	select {
+	case <-exited:
+	case <-ctx.Done():
+		timedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
+		s.kill(p)
+	}
+	// Background children of a finished script die with it; then the
+	// output streams close.
+	s.killGroup(p)
+	conn.Close()
+	select {
+	case <-copied:
+	case <-time.After(2 * time.Second):
+	}
+
+	res := sandbox.ExecResult{
+		Duration:    time.Since(start),
+		Stdout:      stdout.String(),
+		Stderr:      stderr.String(),
+		StdoutBytes: stdout.Total(),
+		StderrBytes: stderr.Total(),
+		Truncated:   stdout.Truncated() || stderr.Truncated(),
+		TimedOut:    timedOut,
+	}
+	ictx, icancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer icancel()
+	info, err := s.api.ContainerExecInspect(ictx, created.ID)
+	if err != nil {
+		return res, fmt.Errorf("inspect exec in %s: %w", shortID(s.id), err)
+	}
+	res.ExitCode = info.ExitCode
+	if info.ExitCode > 128 && info.ExitCode < 128+65 {
+		res.Signal = syscall.Signal(info.ExitCode - 128).String()
+	}
+	if res.Signal == syscall.SIGKILL.String() && !p.killed.Load() {
+		// Nobody but the kernel's OOM killer sends SIGKILL here.
+		res.OOM = s.oomKilled(ictx)
+	}
+	return res, nil
+}
+
+// waitExit closes its result when the exec's main process has ended. The
+// output stream ending is the usual sign; polling covers a background child
+// that keeps the stream open after its parent is gone.
+func (s *Sandbox) waitExit(ctx context.Context, execID string, copied <-chan struct{}) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-copied:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				ictx, cancel := context.WithTimeout(ctx, apiTimeout)
+				info, err := s.api.ContainerExecInspect(ictx, execID)
+				cancel()
+				if err == nil && !info.Running {
+					return
+				}
+			}
+		}
+	}()
+	return done
+}
+
+func (s *Sandbox) begin() (*execProc, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, sandbox.ErrClosed
+	}
+	s.seq++
+	p := &execProc{pidFile: fmt.Sprintf("%s/exec-%d.pid", pidDir, s.seq)}
+	s.execs[p] = struct{}{}
+	return p, nil
+}
+
+func (s *Sandbox) end(p *execProc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.execs, p)
+}
+
+func (s *Sandbox) kill(p *execProc) {
+	p.killed.Store(true)
+	s.killGroup(p)
+}
+
+// killGroup sends SIGKILL to the exec's process group. From the host it
+// needs no process in the container, which matters when a fork bomb has
+// used up the pids limit; where the host may not signal the container's
+// user, a second exec in the container does it.
+func (s *Sandbox) killGroup(p *execProc) {
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	if info, err := s.api.ContainerExecInspect(ctx, p.execID); err == nil && info.Pid > 0 {
+		// Repeat: a process forking at the moment of the kill may add a
+		// member the first signal missed.
+		var err error
+		for range 3 {
+			if err = syscall.Kill(-info.Pid, syscall.SIGKILL); err != nil {
+				break
+			}
+		}
+		if err == nil || errors.Is(err, syscall.ESRCH) {
+			return
+		}
+	}
+	script := fmt.Sprintf(`[ -s %[1]s ] && kill -9 -$(cat %[1]s) 2>/dev/null; rm -f %[1]s; true`, p.pidFile)
+	s.run(ctx, script)
+}
+
+// oomKilled tells whether the kernel's OOM killer has struck in this
+// container since the last check, from the cgroup's oom_kill counter (cgroup
+// v1 memory.oom_control or v2 memory.events, as mounted in the container).
+// The engine's OOMKilled flag only covers the container's main process.
+func (s *Sandbox) oomKilled(ctx context.Context) bool {
+	out, err := s.run(ctx, "cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null; true")
+	if err != nil {
+		return false
+	}
+	var count int64
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+			count, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := count > s.oomKills
+	s.oomKills = max(s.oomKills, count)
+	return seen
+}
+
+// run executes a short shell command of the backend's own in the container
+// and returns its stdout.
+func (s *Sandbox) run(ctx context.Context, script string) (string, error) {
+	created, err := s.api.ContainerExecCreate(ctx, s.id, container.ExecOptions{Cmd: []string{"sh", "-c", script}, AttachStdout: true})
+	if err != nil {
+		return "", err
+	}
+	conn, err := s.api.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	var out strings.Builder
+	_, err = stdcopy.StdCopy(&out, io.Discard, conn.Reader)
+	return out.String(), err
+}
