@@ -73,7 +73,7 @@ func (b *Baselines) Get(ctx context.Context, task *tasks.Task) (float64, error) 
 }
 
 func (b *Baselines) compute(ctx context.Context, task *tasks.Task) (float64, error) {
-	sb, err := b.Scorer.Provider.Create(ctx, sandbox.Spec{Run: "baseline-" + task.Name, Files: task.EnvDir()})
+	sb, err := b.Scorer.Provider.Create(ctx, sandbox.Spec{Run: "baseline-" + task.Name, Files: task.EnvDir(), Image: task.Config.Image})
 	if err != nil {
 		return 0, err
 	}

@@ -65,7 +65,7 @@ type Outcome struct {
 // (with the given GPUs, the submitting session's) and calls get_score there. An error wrapping ErrInvalid means the
 // submission could not be scored; other errors mean the machinery failed.
 func (s *Scorer) Score(ctx context.Context, task *tasks.Task, submission string, gpus []string) (Outcome, error) {
-	sb, err := s.Provider.Create(ctx, sandbox.Spec{Run: "eval-" + task.Name, GPUs: gpus})
+	sb, err := s.Provider.Create(ctx, sandbox.Spec{Run: "eval-" + task.Name, GPUs: gpus, Image: task.Config.Image})
 	if err != nil {
 		return Outcome{}, fmt.Errorf("create eval sandbox: %w", err)
 	}

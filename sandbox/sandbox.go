@@ -47,6 +47,9 @@ type Spec struct {
 	// GPUs are the device indexes leased to this sandbox; none means its
 	// processes see no GPU.
 	GPUs []string
+	// Image overrides the provider's runtime image, for backends that have
+	// one.
+	Image string
 }
 
 // Limits bound the resources of processes in a sandbox. Zero fields take the

@@ -92,7 +92,9 @@ func (s *Server) newEpisode(ctx context.Context, agent string) (*episode, error)
 		rl.Close()
 		return nil, fmt.Errorf("lease GPUs: %w", err)
 	}
-	sb, err := s.opts.Provider.Create(ctx, sandbox.Spec{Session: sessionID, Run: runID, Files: task.EnvDir(), Limits: limits, GPUs: lease.IDs()})
+	sb, err := s.opts.Provider.Create(ctx, sandbox.Spec{
+		Session: sessionID, Run: runID, Files: task.EnvDir(), Limits: limits, GPUs: lease.IDs(), Image: task.Config.Image,
+	})
 	if err != nil {
 		lease.Release()
 		rl.Close()

@@ -75,7 +75,11 @@ func New(opts Options) (*Server, error) {
 	}
 	hooks := &mcpserver.Hooks{}
 	hooks.AddOnUnregisterSession(func(ctx context.Context, cs mcpserver.ClientSession) {
-		s.endSession(cs.SessionID(), "the client disconnected before final_answer")
+		reason := "the client disconnected before final_answer"
+		if ctx.Err() != nil {
+			reason = stoppedReason
+		}
+		s.endSession(cs.SessionID(), reason)
 	})
 	s.mcp = mcpserver.NewMCPServer("mlab", opts.Version,
 		mcpserver.WithInstructions(s.instructions()),
@@ -136,7 +140,7 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	for _, id := range ids {
-		s.endSession(id, "the server stopped before final_answer")
+		s.endSession(id, stoppedReason)
 	}
 }
 
@@ -149,6 +153,8 @@ func (s *Server) endSession(id, reason string) {
 		ep.close(reason)
 	}
 }
+
+const stoppedReason = "the server stopped before final_answer"
 
 func mergeBudgets(task, override tasks.Budgets) tasks.Budgets {
 	if override.MaxSteps > 0 {

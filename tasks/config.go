@@ -28,6 +28,9 @@ type Config struct {
 	Budgets  Budgets  `yaml:"budgets"`
 	// GPUs is how many GPUs a session of this task leases.
 	GPUs int `yaml:"gpus"`
+	// Image is the docker runtime image of this task's sandboxes, when it
+	// needs more than the server's default (e.g. the full variant).
+	Image string `yaml:"image"`
 	// EvalTimeout bounds one run of the hidden eval.
 	EvalTimeout Duration `yaml:"eval_timeout"`
 }

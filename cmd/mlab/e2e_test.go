@@ -10,9 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -81,6 +84,8 @@ type harness struct {
 	tasksDir string
 	progress chan string
 	stdin    io.WriteCloser
+	cmd      *exec.Cmd
+	exited   chan struct{}
 }
 
 // start runs `mlab serve` with a sandbox backend on the fixture task (or
@@ -106,8 +111,9 @@ func start(t *testing.T, backend, task string, extra ...string) *harness {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	h.stdin = stdin
+	h.stdin, h.cmd = stdin, cmd
 	exited := make(chan struct{})
+	h.exited = exited
 	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		stdin.Close()
@@ -638,5 +644,55 @@ func eachBackend(t *testing.T, test func(t *testing.T, backend string)) {
 			testenv.Absent(t, "runtime image %s not built (make image): %v", testImage(), err)
 		}
 		test(t, "docker")
+	})
+}
+
+func TestSignalStopsCleanly(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			eachBackend(t, func(t *testing.T, backend string) {
+				h := start(t, backend, "fixture")
+				marker := fmt.Sprintf("%d", 500000+os.Getpid()%100000+int(sig))
+				h.mustOK(t, "write_file", map[string]any{"file_name": "sleep.py", "content": "import subprocess\nsubprocess.run(['sleep', '" + marker + "'])\n"}, "wrote")
+				go h.cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "execute_script", Arguments: map[string]any{"script_name": "sleep.py"}})
+				time.Sleep(time.Second)
+				h.cmd.Process.Signal(sig)
+				select {
+				case <-h.exited:
+				case <-time.After(30 * time.Second):
+					t.Fatalf("server still running 30 s after %v", sig)
+				}
+				r, err := runlog.ReadResult(h.runDir(t))
+				if err != nil || r.Status != runlog.StatusAborted || !strings.Contains(r.Error, "server stopped") {
+					t.Errorf("result.json after %v = %+v, %v", sig, r, err)
+				}
+				if out, _ := exec.Command("pgrep", "-f", "sleep "+marker).Output(); len(out) > 0 {
+					t.Errorf("script still running after %v: %s", sig, out)
+				}
+				if backend == "docker" {
+					cli := testenv.Docker(t)
+					list, err := cli.ContainerList(t.Context(), container.ListOptions{All: true,
+						Filters: filters.NewArgs(filters.Arg("label", docker.LabelRun+"="+r.RunID))})
+					if err != nil || len(list) > 0 {
+						t.Errorf("containers of run %s after %v: %d, %v", r.RunID, sig, len(list), err)
+					}
+				}
+			})
+		})
+	}
+}
+
+func TestResourceFaults(t *testing.T) {
+	eachBackend(t, func(t *testing.T, backend string) {
+		h := start(t, backend, "fixture", "--memory", "256", "--pids", "64")
+		h.mustOK(t, "write_file", map[string]any{"file_name": "hog.py", "content": "b = bytearray(1 << 30)\nb[::4096] = b'x' * len(b[::4096])\nprint('survived')\n"}, "wrote")
+		h.mustFail(t, "execute_script", map[string]any{"script_name": "hog.py"}, "ran out of memory (limit 256 MiB)")
+		if backend == "docker" {
+			// Only the container's pids limit makes a fork bomb safe to run.
+			h.mustOK(t, "write_file", map[string]any{"file_name": "bomb.py", "content": "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)\n"}, "wrote")
+			h.mustFail(t, "execute_script", map[string]any{"script_name": "bomb.py", "timeout_s": 5}, "killed after the 5s timeout")
+		}
+		h.mustOK(t, "execute_script", map[string]any{"script_name": "train.py"}, "training")
+		h.mustOK(t, "final_answer", map[string]any{"final_answer": "survived"}, "submission scored")
 	})
 }

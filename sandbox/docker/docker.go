@@ -143,7 +143,7 @@ func (p *Provider) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandb
 	created, err := p.opts.Client.ContainerCreate(cctx, cfg, host, nil, nil, "")
 	if err != nil {
 		s.removeWorkspace()
-		return nil, fmt.Errorf("create container from %s: %w", p.opts.Image, err)
+		return nil, fmt.Errorf("create container from %s: %w", cfg.Image, err)
 	}
 	s.id = created.ID
 	if err := p.opts.Client.ContainerStart(cctx, s.id, container.StartOptions{}); err != nil {
@@ -157,8 +157,12 @@ func (p *Provider) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandb
 func (p *Provider) containerConfig(spec sandbox.Spec, l sandbox.Limits, ws string) (*container.Config, *container.HostConfig) {
 	init := true
 	pids := l.Processes
+	image := p.opts.Image
+	if spec.Image != "" {
+		image = spec.Image
+	}
 	cfg := &container.Config{
-		Image:           p.opts.Image,
+		Image:           image,
 		Cmd:             []string{"sleep", "infinity"},
 		User:            fmt.Sprintf("%d:%d", agentUID, agentGID),
 		WorkingDir:      MountPoint,

@@ -21,6 +21,9 @@ import (
 
 func TestContainerConfig(t *testing.T) {
 	p := &Provider{opts: Options{Image: "img", TmpBytes: 1 << 20, CPUs: 1.5}, server: "42:7"}
+	if cfg, _ := p.containerConfig(sandbox.Spec{Image: "task-image"}, sandbox.Limits{}, "/ws"); cfg.Image != "task-image" {
+		t.Errorf("a task's image must override the default: %s", cfg.Image)
+	}
 	tests := []struct {
 		name    string
 		gpus    []string
@@ -72,7 +75,7 @@ func TestContainerConfig(t *testing.T) {
 
 // testImage is the runtime image the tests run in: MLAB_IMAGE, or the base
 // image `make image` builds.
-func testImage(t *testing.T, cli *client.Client) string {
+func testImage(t testing.TB, cli *client.Client) string {
 	t.Helper()
 	img := os.Getenv("MLAB_IMAGE")
 	if img == "" {
@@ -84,7 +87,7 @@ func testImage(t *testing.T, cli *client.Client) string {
 	return img
 }
 
-func newProvider(t *testing.T, opts Options) (*Provider, *client.Client) {
+func newProvider(t testing.TB, opts Options) (*Provider, *client.Client) {
 	t.Helper()
 	cli := testenv.Docker(t)
 	opts.Client = cli

@@ -19,15 +19,12 @@ import (
 	"github.com/mlab/mlab/sandbox"
 )
 
-// pidDir holds, inside the container, one file per running exec with the
-// process group to kill; /tmp is the only writable place besides the
-// workspace, which the agent should not see cluttered.
-const pidDir = "/tmp/.mlab"
-
-// wrapper records the exec's process ID, which is also its process group:
-// Docker starts every exec as the leader of a new session. A timeout kills
-// the whole group with one signal.
-const wrapper = `mkdir -p ` + pidDir + ` && echo $$ > "$0" && exec "$@"`
+// wrapper records, in a file under /tmp (writable, and out of the agent's
+// workspace), the exec's process ID, which is also its process group: Docker
+// starts every exec as the leader of a new session, so one signal reaches the
+// whole tree. The file serves a kill from inside the container; it costs no
+// extra process, as echo is built into sh.
+const wrapper = `echo $$ > "$0" && exec "$@"`
 
 // execProc is one running exec; killed tells our kill from the kernel's.
 type execProc struct {
@@ -101,9 +98,15 @@ func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.Ex
 		timedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
 		s.kill(p)
 	}
+	ictx, icancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer icancel()
+	info, err := s.api.ContainerExecInspect(ictx, created.ID)
+	if err != nil {
+		return sandbox.ExecResult{}, fmt.Errorf("inspect exec in %s: %w", shortID(s.id), err)
+	}
 	// Background children of a finished script die with it; then the
 	// output streams close.
-	s.killGroup(p)
+	s.killGroup(p, info.Pid)
 	conn.Close()
 	select {
 	case <-copied:
@@ -118,12 +121,6 @@ func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.Ex
 		StderrBytes: stderr.Total(),
 		Truncated:   stdout.Truncated() || stderr.Truncated(),
 		TimedOut:    timedOut,
-	}
-	ictx, icancel := context.WithTimeout(context.Background(), apiTimeout)
-	defer icancel()
-	info, err := s.api.ContainerExecInspect(ictx, created.ID)
-	if err != nil {
-		return res, fmt.Errorf("inspect exec in %s: %w", shortID(s.id), err)
 	}
 	res.ExitCode = info.ExitCode
 	if info.ExitCode > 128 && info.ExitCode < 128+65 {
@@ -171,7 +168,7 @@ func (s *Sandbox) begin() (*execProc, error) {
 		return nil, sandbox.ErrClosed
 	}
 	s.seq++
-	p := &execProc{pidFile: fmt.Sprintf("%s/exec-%d.pid", pidDir, s.seq)}
+	p := &execProc{pidFile: fmt.Sprintf("/tmp/.mlab-exec-%d.pid", s.seq)}
 	s.execs[p] = struct{}{}
 	return p, nil
 }
@@ -184,22 +181,28 @@ func (s *Sandbox) end(p *execProc) {
 
 func (s *Sandbox) kill(p *execProc) {
 	p.killed.Store(true)
-	s.killGroup(p)
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	pid := 0
+	if info, err := s.api.ContainerExecInspect(ctx, p.execID); err == nil {
+		pid = info.Pid
+	}
+	s.killGroup(p, pid)
 }
 
 // killGroup sends SIGKILL to the exec's process group. From the host it
 // needs no process in the container, which matters when a fork bomb has
 // used up the pids limit; where the host may not signal the container's
 // user, a second exec in the container does it.
-func (s *Sandbox) killGroup(p *execProc) {
-	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
-	defer cancel()
-	if info, err := s.api.ContainerExecInspect(ctx, p.execID); err == nil && info.Pid > 0 {
+// hostPid is the exec's process ID on the host (from ExecInspect; 0 if
+// unknown).
+func (s *Sandbox) killGroup(p *execProc, hostPid int) {
+	if hostPid > 0 {
 		// Repeat: a process forking at the moment of the kill may add a
 		// member the first signal missed.
 		var err error
 		for range 3 {
-			if err = syscall.Kill(-info.Pid, syscall.SIGKILL); err != nil {
+			if err = syscall.Kill(-hostPid, syscall.SIGKILL); err != nil {
 				break
 			}
 		}
@@ -207,6 +210,8 @@ func (s *Sandbox) killGroup(p *execProc) {
 			return
 		}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
 	script := fmt.Sprintf(`[ -s %[1]s ] && kill -9 -$(cat %[1]s) 2>/dev/null; rm -f %[1]s; true`, p.pidFile)
 	s.run(ctx, script)
 }

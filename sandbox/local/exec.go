@@ -150,6 +150,7 @@ func (s *Sandbox) argv(req sandbox.ExecRequest) ([]string, error) {
 	}
 	argv = append(argv, s.bwrap)
 	argv = append(argv, bwrapArgs(s.ws, req.Dir)...)
+	argv = append(argv, gpuBinds(s.gpus)...)
 	extra, err := interpreterBind(req.Args[0])
 	if err != nil {
 		return nil, err
@@ -210,6 +211,22 @@ func bwrapArgs(ws, dir string) []string {
 		"--chdir", filepath.Join(mountPoint, dir),
 		"--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
 	)
+}
+
+// gpuBinds makes the leased NVIDIA devices, and the driver's control nodes
+// and sysfs entries CUDA reads, visible inside the jail.
+func gpuBinds(gpus string) []string {
+	if gpus == "" {
+		return nil
+	}
+	args := []string{"--ro-bind-try", "/sys", "/sys"}
+	for _, d := range []string{"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset"} {
+		args = append(args, "--dev-bind-try", d, d)
+	}
+	for _, id := range strings.Split(gpus, ",") {
+		args = append(args, "--dev-bind-try", "/dev/nvidia"+id, "/dev/nvidia"+id)
+	}
+	return args
 }
 
 // interpreterBind returns the install prefix of an interpreter that lives

@@ -207,3 +207,28 @@ func TestMemoryLimit(t *testing.T) {
 		t.Errorf("want OOM, got %+v", res)
 	}
 }
+
+func TestGPUBinds(t *testing.T) {
+	tests := []struct {
+		gpus string
+		want []string
+	}{
+		{"", nil},
+		{"0", []string{"/dev/nvidia0", "/dev/nvidiactl", "/sys"}},
+		{"1,3", []string{"/dev/nvidia1", "/dev/nvidia3", "/dev/nvidia-uvm"}},
+	}
+	for _, tc := range tests {
+		got := strings.Join(gpuBinds(tc.gpus), " ")
+		if tc.want == nil && got != "" {
+			t.Errorf("gpuBinds(%q) = %s, want nothing", tc.gpus, got)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("gpuBinds(%q) = %s, missing %s", tc.gpus, got, w)
+			}
+		}
+		if strings.Contains(got, "/dev/nvidia2") {
+			t.Errorf("gpuBinds(%q) exposes an unleased GPU: %s", tc.gpus, got)
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package docker
+
+import (
+	"context"
+	"io"
+	"testing"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/mlab/mlab/sandbox"
+)
+
+// BenchmarkSandbox compares mlab's docker backend with raw Docker API calls
+// in the same run: ready (Provider.Create: workspace, quota, copy, create,
+// start) against raw_create_start, and Exec of a trivial command against
+// raw_exec (exec create, attach, read to EOF, inspect). The ratios are the
+// backend's overhead.
+func BenchmarkSandbox(b *testing.B) {
+	p, cli := newProvider(b, Options{})
+	image := p.opts.Image
+	b.Run("raw_create_start", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			ctx := context.Background()
+			c, err := cli.ContainerCreate(ctx, &container.Config{Image: image, Cmd: []string{"sleep", "infinity"}}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+			b.StartTimer()
+		}
+	})
+	b.Run("ready", func(b *testing.B) {
+		files := b.TempDir()
+		for i := 0; i < b.N; i++ {
+			sb, err := p.Create(context.Background(), sandbox.Spec{Session: "bench", Run: "bench", Files: files})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			sb.Close()
+			b.StartTimer()
+		}
+	})
+	sb, err := p.Create(context.Background(), sandbox.Spec{Session: "bench", Run: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sb.Close()
+	id := sb.(*Sandbox).ID()
+	b.Run("raw_exec", func(b *testing.B) {
+		for b.Loop() {
+			rawExec(b, cli, id)
+		}
+	})
+	b.Run("exec", func(b *testing.B) {
+		for b.Loop() {
+			res, err := sb.Exec(context.Background(), sandbox.ExecRequest{Args: []string{"true"}})
+			if err != nil || res.ExitCode != 0 {
+				b.Fatalf("%+v %v", res, err)
+			}
+		}
+	})
+}
+
+func rawExec(b *testing.B, cli *client.Client, id string) {
+	ctx := context.Background()
+	e, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: []string{"true"}, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn, err := cli.ContainerExecAttach(ctx, e.ID, container.ExecAttachOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdcopy.StdCopy(io.Discard, io.Discard, conn.Reader)
+	conn.Close()
+	if info, err := cli.ContainerExecInspect(ctx, e.ID); err != nil || info.ExitCode != 0 {
+		b.Fatalf("%+v %v", info, err)
+	}
+}
