@@ -237,7 +237,6 @@ type Sandbox struct {
 
 	mu       sync.Mutex
 	closed   bool
-	seq      int
 	execs    map[*execProc]struct{}
 	oomKills int64 // the cgroup's oom_kill count at the last check
 }

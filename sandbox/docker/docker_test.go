@@ -314,3 +314,14 @@ func leftovers(cli *client.Client) []string {
 	}
 	return ids
 }
+
+func TestNamespacePid(t *testing.T) {
+	if pid, ok := namespacePid(os.Getpid()); !ok || pid <= 0 {
+		t.Errorf("namespacePid(self) = %d, %v", pid, ok)
+	}
+	for _, bad := range []int{0, -1, 1 << 30} {
+		if _, ok := namespacePid(bad); ok {
+			t.Errorf("namespacePid(%d) succeeded", bad)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -19,18 +20,12 @@ import (
 	"github.com/mlab/mlab/sandbox"
 )
 
-// wrapper records, in a file under /tmp (writable, and out of the agent's
-// workspace), the exec's process ID, which is also its process group: Docker
-// starts every exec as the leader of a new session, so one signal reaches the
-// whole tree. The file serves a kill from inside the container; it costs no
-// extra process, as echo is built into sh.
-const wrapper = `echo $$ > "$0" && exec "$@"`
-
 // execProc is one running exec; killed tells our kill from the kernel's.
+// Docker starts every exec as the leader of a new session, so its process ID
+// is also the process group that holds the script's whole tree.
 type execProc struct {
-	pidFile string
-	execID  string
-	killed  atomic.Bool
+	execID string
+	killed atomic.Bool
 }
 
 // Exec implements sandbox.Sandbox.
@@ -52,11 +47,10 @@ func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.Ex
 		defer cancel()
 	}
 
-	cmd := append([]string{"sh", "-c", wrapper, p.pidFile}, req.Args...)
 	actx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
 	created, err := s.api.ContainerExecCreate(actx, s.id, container.ExecOptions{
-		Cmd:          cmd,
+		Cmd:          req.Args,
 		Env:          req.Env,
 		WorkingDir:   path.Join(MountPoint, filepath.ToSlash(req.Dir)),
 		AttachStdin:  req.Stdin != nil,
@@ -106,7 +100,7 @@ func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.Ex
 	}
 	// Background children of a finished script die with it; then the
 	// output streams close.
-	s.killGroup(p, info.Pid)
+	s.killGroup(info.Pid, false)
 	conn.Close()
 	select {
 	case <-copied:
@@ -167,8 +161,7 @@ func (s *Sandbox) begin() (*execProc, error) {
 	if s.closed {
 		return nil, sandbox.ErrClosed
 	}
-	s.seq++
-	p := &execProc{pidFile: fmt.Sprintf("/tmp/.mlab-exec-%d.pid", s.seq)}
+	p := &execProc{}
 	s.execs[p] = struct{}{}
 	return p, nil
 }
@@ -187,16 +180,17 @@ func (s *Sandbox) kill(p *execProc) {
 	if info, err := s.api.ContainerExecInspect(ctx, p.execID); err == nil {
 		pid = info.Pid
 	}
-	s.killGroup(p, pid)
+	s.killGroup(pid, true)
 }
 
-// killGroup sends SIGKILL to the exec's process group. From the host it
-// needs no process in the container, which matters when a fork bomb has
-// used up the pids limit; where the host may not signal the container's
-// user, a second exec in the container does it.
-// hostPid is the exec's process ID on the host (from ExecInspect; 0 if
-// unknown).
-func (s *Sandbox) killGroup(p *execProc, hostPid int) {
+// killGroup sends SIGKILL to the process group led by hostPid (the exec's
+// process ID on the host, from ExecInspect). Signalling from the host needs
+// no process in the container, which matters when a fork bomb has used up
+// the pids limit. Where the host may not signal the container's user (a
+// server that is not root), the group is killed from a second exec, by its
+// ID inside the container; failing that, and only for a timeout (all),
+// every process of the agent's user goes.
+func (s *Sandbox) killGroup(hostPid int, all bool) {
 	if hostPid > 0 {
 		// Repeat: a process forking at the moment of the kill may add a
 		// member the first signal missed.
@@ -212,8 +206,34 @@ func (s *Sandbox) killGroup(p *execProc, hostPid int) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
-	script := fmt.Sprintf(`[ -s %[1]s ] && kill -9 -$(cat %[1]s) 2>/dev/null; rm -f %[1]s; true`, p.pidFile)
-	s.run(ctx, script)
+	if pid, ok := namespacePid(hostPid); ok {
+		s.run(ctx, fmt.Sprintf("kill -9 -%d 2>/dev/null; true", pid))
+	} else if all {
+		s.run(ctx, "kill -9 -1 2>/dev/null; true")
+	}
+}
+
+// namespacePid maps a host process ID to its ID in the innermost PID
+// namespace, from the NSpid line of /proc/<pid>/status.
+func namespacePid(hostPid int) (int, bool) {
+	if hostPid <= 0 {
+		return 0, false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", hostPid))
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				return 0, false
+			}
+			pid, err := strconv.Atoi(f[len(f)-1])
+			return pid, err == nil
+		}
+	}
+	return 0, false
 }
 
 // oomKilled tells whether the kernel's OOM killer has struck in this
