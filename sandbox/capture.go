@@ -94,6 +94,17 @@ func (c *Capture) String() string {
 	return fmt.Sprintf("%s\n... [%d bytes of output omitted; the full output is in the run log] ...\n%s", head, dropped, tail)
 }
 
+// Streams is the capped output of one process, as ExecResult reports it.
+func Streams(stdout, stderr *Capture) ExecResult {
+	return ExecResult{
+		Stdout:      stdout.String(),
+		Stderr:      stderr.String(),
+		StdoutBytes: stdout.Total(),
+		StderrBytes: stderr.Total(),
+		Truncated:   stdout.Truncated() || stderr.Truncated(),
+	}
+}
+
 // trimInvalidEnd drops a UTF-8 sequence cut short at the end of b.
 func trimInvalidEnd(b []byte) []byte {
 	for i := 0; i < utf8.UTFMax && len(b) > 0; i++ {

@@ -132,7 +132,7 @@ func (p *Provider) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandb
 	if err != nil {
 		return nil, fmt.Errorf("create workspace: %w", err)
 	}
-	s := &Sandbox{api: p.opts.Client, ws: dir, quota: p.quota, limits: limits, execs: map[*execProc]struct{}{}}
+	s := &Sandbox{api: p.opts.Client, ws: dir, quota: p.quota, limits: limits}
 	if err := s.prepareWorkspace(ctx, p.opts.WorkspaceBytes, spec.Files); err != nil {
 		s.removeWorkspace()
 		return nil, err
@@ -237,7 +237,6 @@ type Sandbox struct {
 
 	mu       sync.Mutex
 	closed   bool
-	execs    map[*execProc]struct{}
 	oomKills int64 // the cgroup's oom_kill count at the last check
 }
 

@@ -36,11 +36,10 @@ func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.Ex
 	if req.Dir != "" && (filepath.IsAbs(req.Dir) || !filepath.IsLocal(req.Dir)) {
 		return sandbox.ExecResult{}, fmt.Errorf("exec: working directory %q is outside the workspace", req.Dir)
 	}
-	p, err := s.begin()
-	if err != nil {
-		return sandbox.ExecResult{}, err
+	if s.isClosed() {
+		return sandbox.ExecResult{}, sandbox.ErrClosed
 	}
-	defer s.end(p)
+	p := &execProc{}
 	if req.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
@@ -107,16 +106,8 @@ func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.Ex
 	case <-time.After(2 * time.Second):
 	}
 
-	res := sandbox.ExecResult{
-		Duration:    time.Since(start),
-		Stdout:      stdout.String(),
-		Stderr:      stderr.String(),
-		StdoutBytes: stdout.Total(),
-		StderrBytes: stderr.Total(),
-		Truncated:   stdout.Truncated() || stderr.Truncated(),
-		TimedOut:    timedOut,
-	}
-	res.ExitCode = info.ExitCode
+	res := sandbox.Streams(stdout, stderr)
+	res.Duration, res.TimedOut, res.ExitCode = time.Since(start), timedOut, info.ExitCode
 	if info.ExitCode > 128 && info.ExitCode < 128+65 {
 		res.Signal = syscall.Signal(info.ExitCode - 128).String()
 	}
@@ -155,21 +146,12 @@ func (s *Sandbox) waitExit(ctx context.Context, execID string, copied <-chan str
 	return done
 }
 
-func (s *Sandbox) begin() (*execProc, error) {
+// isClosed reports whether Close has begun; removing the container then
+// ends every exec, so none is tracked.
+func (s *Sandbox) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return nil, sandbox.ErrClosed
-	}
-	p := &execProc{}
-	s.execs[p] = struct{}{}
-	return p, nil
-}
-
-func (s *Sandbox) end(p *execProc) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.execs, p)
+	return s.closed
 }
 
 func (s *Sandbox) kill(p *execProc) {

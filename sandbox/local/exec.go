@@ -72,15 +72,8 @@ func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.Ex
 	// Background children of a finished script die with it.
 	killGroup(cmd)
 
-	res := sandbox.ExecResult{
-		Duration:    time.Since(start),
-		Stdout:      stdout.String(),
-		Stderr:      stderr.String(),
-		StdoutBytes: stdout.Total(),
-		StderrBytes: stderr.Total(),
-		Truncated:   stdout.Truncated() || stderr.Truncated(),
-		TimedOut:    timedOut.Load(),
-	}
+	res := sandbox.Streams(stdout, stderr)
+	res.Duration, res.TimedOut = time.Since(start), timedOut.Load()
 	var exitErr *exec.ExitError
 	if waitErr != nil && !errors.As(waitErr, &exitErr) && !errors.Is(waitErr, exec.ErrWaitDelay) {
 		return res, fmt.Errorf("wait for %s: %w", req.Args[0], waitErr)
