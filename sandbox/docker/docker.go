@@ -24,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"github.com/mlab/mlab/internal/proc"
 	"github.com/mlab/mlab/sandbox"
 )
 
@@ -111,11 +112,7 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	if err := os.MkdirAll(opts.Root, 0o711); err != nil {
 		return nil, fmt.Errorf("create workspace root %s: %w", opts.Root, err)
 	}
-	id, err := ServerID(os.Getpid())
-	if err != nil {
-		return nil, err
-	}
-	p := &Provider{opts: opts, server: id, quota: os.Geteuid() == 0}
+	p := &Provider{opts: opts, server: proc.Self(), quota: os.Geteuid() == 0}
 	if !p.quota {
 		opts.Logger.Warn().Msg("not running as root: docker workspaces have no size quota")
 	}

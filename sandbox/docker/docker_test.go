@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/rs/zerolog"
 
+	"github.com/mlab/mlab/internal/proc"
 	"github.com/mlab/mlab/internal/testenv"
 	"github.com/mlab/mlab/sandbox"
 )
@@ -302,7 +303,7 @@ func TestMain(m *testing.M) {
 }
 
 func leftovers(cli *client.Client) []string {
-	id, _ := ServerID(os.Getpid())
+	id := proc.Self()
 	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true,
 		Filters: filters.NewArgs(filters.Arg("label", LabelServer+"="+id))})
 	if err != nil {

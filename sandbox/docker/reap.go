@@ -6,55 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+
+	"github.com/mlab/mlab/internal/proc"
 )
-
-// ServerID names a server process by pid and start time, so a pid reused by
-// another process after a crash is not mistaken for the server.
-func ServerID(pid int) (string, error) {
-	start, err := processStart(pid)
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("%d:%s", pid, start), nil
-}
-
-// processStart is field 22 of /proc/<pid>/stat: start time in clock ticks
-// since boot.
-func processStart(pid int) (string, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return "", fmt.Errorf("read process %d: %w", pid, err)
-	}
-	// The command name (field 2) may contain spaces; fields restart after ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return "", fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	fields := strings.Fields(s[i+1:])
-	if len(fields) < 20 {
-		return "", fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	return fields[19], nil
-}
-
-// serverAlive reports whether the server named by a LabelServer value still
-// runs.
-func serverAlive(id string) bool {
-	pidStr, start, ok := strings.Cut(id, ":")
-	pid, err := strconv.Atoi(pidStr)
-	if !ok || err != nil {
-		return false
-	}
-	got, err := processStart(pid)
-	return err == nil && got == start
-}
 
 // Reaped is one container removed by Reap.
 type Reaped struct {
@@ -106,7 +65,7 @@ func containers(ctx context.Context, api API, all bool) ([]container.Summary, er
 	var out []container.Summary
 	for _, c := range list {
 		// A filter is a request, not a guarantee.
-		if c.Labels[LabelManaged] == "1" && (all || !serverAlive(c.Labels[LabelServer])) {
+		if c.Labels[LabelManaged] == "1" && (all || !proc.Alive(c.Labels[LabelServer])) {
 			out = append(out, c)
 		}
 	}
