@@ -24,7 +24,8 @@ type Result struct {
 	SessionID   string     `json:"session_id"`
 	Agent       string     `json:"agent,omitempty"` // client name/version as reported in initialize
 	Backend     string     `json:"backend"`
-	Status      string     `json:"status"` // one of the Status constants
+	Server      string     `json:"server,omitempty"` // the server process, to tell a crash from a live run
+	Status      string     `json:"status"`           // one of the Status constants
 	Metric      string     `json:"metric,omitempty"`
 	Direction   string     `json:"direction,omitempty"`
 	Score       *float64   `json:"score,omitempty"`

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mlab/mlab/eval"
+	"github.com/mlab/mlab/internal/proc"
 	"github.com/mlab/mlab/runlog"
 	"github.com/mlab/mlab/sandbox"
 	"github.com/mlab/mlab/tasks"
@@ -35,16 +37,40 @@ type episode struct {
 	logger  zerolog.Logger
 	start   time.Time
 	outputs atomic.Int64
+	// active is the UnixNano time of the last tool call, for the idle reaper.
+	active atomic.Int64
 
 	mu       sync.Mutex
 	steps    int
-	finished bool // final_answer called or session closed
+	finished bool   // final_answer called or session closed
+	ended    string // why, for the tools refused afterwards
+	released bool   // close has released the sandbox and capacity
 	result   runlog.Result
 }
 
-// episodeFor returns the episode of the calling MCP session, creating it and
-// its sandbox on the session's first tool call.
+// episodeFor returns the episode of the calling MCP session. On a server
+// with a pinned task it creates it, and its sandbox, on the session's first
+// tool call; elsewhere start_task does.
 func (s *Server) episodeFor(ctx context.Context) (*episode, error) {
+	if s.opts.Task != nil {
+		return s.startEpisode(ctx, s.opts.Task)
+	}
+	cs := mcpserver.ClientSessionFromContext(ctx)
+	if cs == nil {
+		return nil, errors.New("no MCP session in this request")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ep, ok := s.episodes[cs.SessionID()]; ok {
+		return ep, nil
+	}
+	names, _ := s.opts.Catalog.Names()
+	return nil, fmt.Errorf("no task is running in this session: call start_task with one of %s", strings.Join(names, ", "))
+}
+
+// startEpisode returns the session's episode, creating one on task if it
+// has none.
+func (s *Server) startEpisode(ctx context.Context, task *tasks.Task) (*episode, error) {
 	cs := mcpserver.ClientSessionFromContext(ctx)
 	if cs == nil {
 		return nil, errors.New("no MCP session in this request")
@@ -68,16 +94,20 @@ func (s *Server) episodeFor(ctx context.Context) (*episode, error) {
 	}
 	// Creating under the lock keeps two concurrent first calls of one
 	// session from building two sandboxes; creation takes milliseconds.
-	ep, err := s.newEpisode(ctx, agent)
+	if !s.opts.Capacity.acquire() {
+		return nil, fmt.Errorf("the server is at its limit of %d concurrent sessions: try again later", s.opts.Capacity.max)
+	}
+	ep, err := s.newEpisode(ctx, agent, task)
 	if err != nil {
+		s.opts.Capacity.release()
 		return nil, err
 	}
 	s.episodes[key] = ep
+	s.opts.Metrics.sessionStarted()
 	return ep, nil
 }
 
-func (s *Server) newEpisode(ctx context.Context, agent string) (*episode, error) {
-	task := s.opts.Task
+func (s *Server) newEpisode(ctx context.Context, agent string, task *tasks.Task) (*episode, error) {
 	sessionID := uuid.NewString()
 	runID := fmt.Sprintf("%s-%s-%s", time.Now().UTC().Format("20060102T150405Z"), task.Name, sessionID[:8])
 	logger := s.log.With().Str("session", sessionID).Str("run", runID).Logger()
@@ -112,9 +142,9 @@ func (s *Server) newEpisode(ctx context.Context, agent string) (*episode, error)
 		return nil, fmt.Errorf("open workspace: %w", err)
 	}
 	ep := &episode{
-		srv: s, task: task, budgets: s.budgets, sb: sb, ws: ws, log: rl, gpus: lease, logger: logger, start: time.Now(),
+		srv: s, task: task, budgets: s.budgetsFor(task), sb: sb, ws: ws, log: rl, gpus: lease, logger: logger, start: time.Now(),
 		result: runlog.Result{
-			RunID: runID, Task: task.Name, SessionID: sessionID, Agent: agent, Backend: s.opts.Provider.Name(),
+			RunID: runID, Task: task.Name, SessionID: sessionID, Agent: agent, Backend: s.opts.Provider.Name(), Server: proc.Self(),
 			Status: runlog.StatusRunning, Metric: task.Config.Metric, Direction: task.Config.Direction,
 			StartedAt: time.Now().UTC(),
 		},
@@ -153,8 +183,9 @@ func (ep *episode) output() (io.WriteCloser, string, error) {
 func (ep *episode) begin(tool string) (step int, refusal string) {
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
+	ep.active.Store(time.Now().UnixNano())
 	if ep.finished {
-		return 0, "this episode is over: final_answer was already called (or the session was closed), so no more tools can be used"
+		return 0, "this episode is over (" + ep.ended + "), so no more tools can be used"
 	}
 	if tool != "final_answer" {
 		if ep.steps >= ep.budgets.MaxSteps {
@@ -178,6 +209,7 @@ func (ep *episode) submit(ctx context.Context, answer string) (runlog.Result, er
 		return runlog.Result{}, errors.New("final_answer was already called")
 	}
 	ep.finished = true
+	ep.ended = "final_answer was called"
 	steps := ep.steps
 	ep.mu.Unlock()
 
@@ -242,7 +274,11 @@ func (ep *episode) finish(r runlog.Result) {
 func (ep *episode) close(reason string) {
 	ep.mu.Lock()
 	submitted := ep.finished
-	ep.finished = true
+	if !submitted {
+		ep.finished, ep.ended = true, reason
+	}
+	released := ep.released
+	ep.released = true
 	r := ep.result
 	r.Steps = ep.steps
 	ep.mu.Unlock()
@@ -252,10 +288,15 @@ func (ep *episode) close(reason string) {
 		ep.finish(r)
 		ep.logger.Info().Str("reason", reason).Msg("episode aborted")
 	}
+	if released {
+		return
+	}
 	if err := ep.sb.Close(); err != nil {
 		ep.logger.Error().Err(err).Msg("close sandbox")
 	}
 	ep.gpus.Release()
 	ep.ws.Close()
 	ep.log.Close()
+	ep.srv.opts.Capacity.release()
+	ep.srv.opts.Metrics.sessionEnded()
 }

@@ -20,13 +20,17 @@ import (
 func (s *Server) record(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		name := req.Params.Name
+		if name == "start_task" {
+			return next(ctx, req)
+		}
 		ep, err := s.episodeFor(ctx)
 		if err != nil {
-			s.log.Error().Err(err).Str("tool", name).Msg("start episode")
-			return mcp.NewToolResultError("could not start the episode: " + err.Error()), nil
+			s.opts.Metrics.toolCall(name, "refused", 0)
+			return mcp.NewToolResultError(err.Error()), nil
 		}
 		step, refusal := ep.begin(name)
 		if refusal != "" {
+			s.opts.Metrics.toolCall(name, "refused", 0)
 			return mcp.NewToolResultError(refusal), nil
 		}
 		start := time.Now()
@@ -59,6 +63,11 @@ func (s *Server) record(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFun
 				entry.Snapshot = snap
 			}
 		}
+		outcome := "ok"
+		if entry.IsError {
+			outcome = "error"
+		}
+		s.opts.Metrics.toolCall(name, outcome, took)
 		if aerr := ep.log.Append(entry); aerr != nil {
 			ep.logger.Error().Err(aerr).Int("step", step).Msg("append trace")
 		}

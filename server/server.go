@@ -23,11 +23,15 @@ import (
 	"github.com/mlab/mlab/tools"
 )
 
-// Options configure a Server. Task, Provider, Scorer, Baselines and RunsDir
-// are required.
+// Options configure a Server. Provider, Scorer, Baselines, RunsDir and one
+// of Task or Catalog are required.
 type Options struct {
-	// Task is the task every session works on.
+	// Task pins the task every session works on. Without it, a session
+	// picks one from Catalog with the start_task tool.
 	Task *tasks.Task
+	// Catalog lists the tasks a session may start, as the mlab://tasks
+	// resource and through start_task.
+	Catalog *tasks.Catalog
 	// Provider creates one sandbox per session.
 	Provider  sandbox.Provider
 	Scorer    *eval.Scorer
@@ -45,6 +49,14 @@ type Options struct {
 	// ProgressEvery is the interval of progress notifications while a
 	// script runs; 0 means 5 s.
 	ProgressEvery time.Duration
+	// Capacity bounds the concurrent episodes of every Server sharing it;
+	// nil means no bound.
+	Capacity *Capacity
+	// IdleTimeout ends an episode whose session made no tool call for that
+	// long; 0 means never.
+	IdleTimeout time.Duration
+	// Metrics, when set, receives tool call and session metrics.
+	Metrics *Metrics
 	// Version is reported in the server info.
 	Version string
 	Logger  zerolog.Logger
@@ -52,10 +64,10 @@ type Options struct {
 
 // Server is an MCP server for one task.
 type Server struct {
-	opts    Options
-	budgets tasks.Budgets
-	mcp     *mcpserver.MCPServer
-	log     zerolog.Logger
+	opts Options
+	mcp  *mcpserver.MCPServer
+	log  zerolog.Logger
+	stop chan struct{} // closed by Close, ends the idle reaper
 
 	mu       sync.Mutex
 	episodes map[string]*episode // by MCP session id
@@ -64,14 +76,18 @@ type Server struct {
 
 // New builds the MCP server with every tool registered.
 func New(opts Options) (*Server, error) {
-	if opts.Task == nil || opts.Provider == nil || opts.Scorer == nil || opts.Baselines == nil || opts.RunsDir == "" {
-		return nil, fmt.Errorf("server: Task, Provider, Scorer, Baselines and RunsDir are required")
+	if (opts.Task == nil && opts.Catalog == nil) || opts.Provider == nil || opts.Scorer == nil || opts.Baselines == nil || opts.RunsDir == "" {
+		return nil, fmt.Errorf("server: Provider, Scorer, Baselines, RunsDir and Task or Catalog are required")
 	}
 	s := &Server{
 		opts:     opts,
-		budgets:  mergeBudgets(opts.Task.Config.Budgets, opts.Budgets),
 		log:      opts.Logger,
+		stop:     make(chan struct{}),
 		episodes: map[string]*episode{},
+	}
+	instructions, err := s.instructions()
+	if err != nil {
+		return nil, err
 	}
 	hooks := &mcpserver.Hooks{}
 	hooks.AddOnUnregisterSession(func(ctx context.Context, cs mcpserver.ClientSession) {
@@ -82,7 +98,7 @@ func New(opts Options) (*Server, error) {
 		s.endSession(cs.SessionID(), reason)
 	})
 	s.mcp = mcpserver.NewMCPServer("mlab", opts.Version,
-		mcpserver.WithInstructions(s.instructions()),
+		mcpserver.WithInstructions(instructions),
 		mcpserver.WithToolCapabilities(false),
 		mcpserver.WithResourceCapabilities(false, false),
 		mcpserver.WithInputSchemaValidation(),
@@ -91,30 +107,62 @@ func New(opts Options) (*Server, error) {
 		mcpserver.WithToolHandlerMiddleware(s.record),
 	)
 	tools.Register(s.mcp, s.session)
-	s.mcp.AddResource(mcp.NewResource("mlab://task/research_problem", "research_problem",
-		mcp.WithResourceDescription("The research problem of task "+opts.Task.Name),
-		mcp.WithMIMEType("text/plain")),
-		func(context.Context, mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-			return []mcp.ResourceContents{mcp.TextResourceContents{
-				URI: "mlab://task/research_problem", MIMEType: "text/plain", Text: opts.Task.Problem,
-			}}, nil
-		})
+	if opts.Task != nil {
+		s.addTextResource("mlab://task/research_problem", "research_problem",
+			"The research problem of task "+opts.Task.Name, func(context.Context) (string, error) { return opts.Task.Problem, nil })
+	} else {
+		s.mcp.AddTool(startTaskTool(), s.startTask)
+	}
+	if opts.Catalog != nil {
+		s.addTextResource("mlab://tasks", "tasks", "Every task this server hosts, with its metric and research problem", s.taskList)
+	}
+	if opts.IdleTimeout > 0 {
+		go s.reapIdle(opts.IdleTimeout)
+	}
 	return s, nil
+}
+
+func (s *Server) addTextResource(uri, name, description string, text func(context.Context) (string, error)) {
+	s.mcp.AddResource(mcp.NewResource(uri, name, mcp.WithResourceDescription(description), mcp.WithMIMEType("text/plain")),
+		func(ctx context.Context, _ mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+			t, err := text(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, MIMEType: "text/plain", Text: t}}, nil
+		})
 }
 
 // MCP exposes the underlying server, for transports and in-process tests.
 func (s *Server) MCP() *mcpserver.MCPServer { return s.mcp }
 
-func (s *Server) instructions() string {
-	b := s.budgets
-	return fmt.Sprintf(`You are working on the ML research task %q in a sandboxed workspace.
+func (s *Server) instructions() (string, error) {
+	if s.opts.Task == nil {
+		names, err := s.opts.Catalog.Names()
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf(`This mlab server hosts ML research tasks, each solved in a sandboxed workspace of your own. Start by calling start_task with one of these task names: %s. The mlab://tasks resource describes each task. start_task returns the research problem and how the tools, budgets and scoring work.`,
+			strings.Join(names, ", ")), nil
+	}
+	return "You are working on " + taskBriefing(s.opts.Task, s.budgetsFor(s.opts.Task)), nil
+}
+
+// taskBriefing tells an agent what a task asks and how the episode works.
+func taskBriefing(t *tasks.Task, b tasks.Budgets) string {
+	return fmt.Sprintf(`the ML research task %q in a sandboxed workspace.
 
 Research problem:
 %s
 
 How this works: use list_files, read_file and inspect_script_lines to look around; write_file, append_file, copy_file and edit_script to change files (undo_edit_script reverts); execute_script to run Python scripts. When you are done, call final_answer: the workspace as it is then is scored by a hidden evaluation against the baseline (%s, %s is better). Budget: %d tool calls and %s of wall time; each script run times out after %s by default (at most %s).`,
-		s.opts.Task.Name, s.opts.Task.Problem, s.opts.Task.Config.Metric, s.opts.Task.Config.Direction,
+		t.Name, t.Problem, t.Config.Metric, t.Config.Direction,
 		b.MaxSteps, time.Duration(b.MaxTime), time.Duration(b.ExecTimeout), time.Duration(b.MaxExecTimeout))
+}
+
+// budgetsFor is a task's budgets with the server's overrides.
+func (s *Server) budgetsFor(t *tasks.Task) tasks.Budgets {
+	return mergeBudgets(t.Config.Budgets, s.opts.Budgets)
 }
 
 // ServeStdio serves one session over in and out until in closes or ctx ends,
@@ -133,6 +181,9 @@ func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) er
 // Close ends every open episode as aborted and removes its sandbox.
 func (s *Server) Close() {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.stop)
+	}
 	s.closed = true
 	ids := make([]string, 0, len(s.episodes))
 	for id := range s.episodes {

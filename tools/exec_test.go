@@ -68,7 +68,7 @@ func TestLastLine(t *testing.T) {
 	}
 }
 
-func TestBindStrict(t *testing.T) {
+func TestBind(t *testing.T) {
 	tests := []struct {
 		name    string
 		args    any
@@ -84,9 +84,9 @@ func TestBindStrict(t *testing.T) {
 			var args executeArgs
 			req := mcp.CallToolRequest{}
 			req.Params.Arguments = tc.args
-			err := bindStrict(req, &args)
+			err := Bind(req, &args)
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Errorf("bindStrict(%v) = %v, want error containing %q", tc.args, err, tc.wantErr)
+				t.Errorf("Bind(%v) = %v, want error containing %q", tc.args, err, tc.wantErr)
 			}
 		})
 	}

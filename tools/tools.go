@@ -69,7 +69,7 @@ func tool[T any](name, description string, kind int, lookup Lookup, h handler[T]
 	)
 	return server.ServerTool{Tool: def, Handler: func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		var args T
-		if err := bindStrict(req, &args); err != nil {
+		if err := Bind(req, &args); err != nil {
 			return mcp.NewToolResultError(fmt.Sprintf("invalid arguments for %s: %v", name, err)), nil
 		}
 		s, err := lookup(ctx)
@@ -96,9 +96,9 @@ func tool[T any](name, description string, kind int, lookup Lookup, h handler[T]
 	}}
 }
 
-// bindStrict decodes the arguments, refusing unknown names so that a typo
+// Bind decodes the arguments, refusing unknown names so that a typo
 // like "filename" is reported instead of silently ignored.
-func bindStrict(req mcp.CallToolRequest, target any) error {
+func Bind(req mcp.CallToolRequest, target any) error {
 	raw := req.Params.RawArguments
 	if len(raw) == 0 {
 		b, err := json.Marshal(req.Params.Arguments)
