@@ -46,11 +46,19 @@ func (l *Log) WriteResult(r Result) error {
 	if r.RunID == "" {
 		r.RunID = l.id
 	}
+	data, err := encodeResult(r)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(l.dir, resultFile), data, true)
+}
+
+func encodeResult(r Result) ([]byte, error) {
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode result: %w", err)
+		return nil, fmt.Errorf("encode result: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(l.dir, resultFile), append(data, '\n'), true)
+	return append(data, '\n'), nil
 }
 
 // ReadResult reads <runDir>/result.json.
