@@ -10,7 +10,7 @@ func TestRecover(t *testing.T) {
 	root := t.TempDir()
 	runs := []struct {
 		id, status, server string
-		want           string // status after Recover
+		want               string // status after Recover
 	}{
 		{"dead-running", StatusRunning, "dead", StatusAborted},
 		{"live-running", StatusRunning, "live", StatusRunning},

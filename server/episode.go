@@ -39,6 +39,9 @@ type episode struct {
 	outputs atomic.Int64
 	// active is the UnixNano time of the last tool call, for the idle reaper.
 	active atomic.Int64
+	// inflight counts admitted tool calls not yet recorded, so that close
+	// can let them reach the trace before it is closed.
+	inflight sync.WaitGroup
 
 	mu       sync.Mutex
 	steps    int
@@ -196,6 +199,7 @@ func (ep *episode) begin(tool string) (step int, refusal string) {
 		}
 	}
 	ep.steps++
+	ep.inflight.Add(1)
 	return ep.steps, ""
 }
 
@@ -295,8 +299,22 @@ func (ep *episode) close(reason string) {
 		ep.logger.Error().Err(err).Msg("close sandbox")
 	}
 	ep.gpus.Release()
+	// With the sandbox gone, calls in flight return at once; give them a
+	// moment to be recorded.
+	waited := make(chan struct{})
+	go func() { ep.inflight.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+	}
 	ep.ws.Close()
 	ep.log.Close()
 	ep.srv.opts.Capacity.release()
 	ep.srv.opts.Metrics.sessionEnded()
+}
+
+func (ep *episode) isFinished() bool {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	return ep.finished
 }

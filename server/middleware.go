@@ -33,6 +33,7 @@ func (s *Server) record(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFun
 			s.opts.Metrics.toolCall(name, "refused", 0)
 			return mcp.NewToolResultError(refusal), nil
 		}
+		defer ep.inflight.Done()
 		start := time.Now()
 		res, err := next(ctx, req)
 		took := time.Since(start)
@@ -50,7 +51,7 @@ func (s *Server) record(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFun
 				entry.Output = o.OutputPath()
 			}
 		}
-		if !s.readOnly(name) && name != "final_answer" {
+		if !s.readOnly(name) && name != "final_answer" && !ep.isFinished() {
 			// A step whose request was cancelled (a dropped client) still
 			// changed the workspace and is still recorded.
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)

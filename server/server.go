@@ -11,6 +11,7 @@ import (
 	"log"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -68,6 +69,8 @@ type Server struct {
 	mcp  *mcpserver.MCPServer
 	log  zerolog.Logger
 	stop chan struct{} // closed by Close, ends the idle reaper
+	// stopping is set once the server shuts down, stdio when it serves stdio.
+	stopping, stdio atomic.Bool
 
 	mu       sync.Mutex
 	episodes map[string]*episode // by MCP session id
@@ -92,7 +95,9 @@ func New(opts Options) (*Server, error) {
 	hooks := &mcpserver.Hooks{}
 	hooks.AddOnUnregisterSession(func(ctx context.Context, cs mcpserver.ClientSession) {
 		reason := "the client disconnected before final_answer"
-		if ctx.Err() != nil {
+		// A stdio session's context ends only when the server stops; on
+		// HTTP it is the request's, so Close says when the server stops.
+		if s.stopping.Load() || (s.stdio.Load() && ctx.Err() != nil) {
 			reason = stoppedReason
 		}
 		s.endSession(cs.SessionID(), reason)
@@ -168,6 +173,7 @@ func (s *Server) budgetsFor(t *tasks.Task) tasks.Budgets {
 // ServeStdio serves one session over in and out until in closes or ctx ends,
 // then closes every episode.
 func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
+	s.stdio.Store(true)
 	stdio := mcpserver.NewStdioServer(s.mcp)
 	stdio.SetErrorLogger(log.New(zerologWriter{s.log}, "", 0))
 	err := stdio.Listen(ctx, in, out)
@@ -180,6 +186,7 @@ func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) er
 
 // Close ends every open episode as aborted and removes its sandbox.
 func (s *Server) Close() {
+	s.stopping.Store(true)
 	s.mu.Lock()
 	if !s.closed {
 		close(s.stop)
@@ -232,4 +239,19 @@ type zerologWriter struct{ log zerolog.Logger }
 func (w zerologWriter) Write(p []byte) (int, error) {
 	w.log.Error().Str("component", "stdio").Msg(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// episodeCount is the number of sessions holding an episode.
+func (s *Server) episodeCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.episodes)
+}
+
+// TaskName is the pinned task, or "" for a start_task lobby.
+func (o Options) TaskName() string {
+	if o.Task == nil {
+		return ""
+	}
+	return o.Task.Name
 }

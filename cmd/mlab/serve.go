@@ -1,73 +1,64 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/mlab/mlab/internal/proc"
+	"github.com/mlab/mlab/runlog"
 	"github.com/mlab/mlab/sandbox"
 	"github.com/mlab/mlab/server"
 	"github.com/mlab/mlab/tasks"
 )
 
 type serveFlags struct {
-	task          string
-	maxSteps      int
-	maxTime       time.Duration
-	execTimeout   time.Duration
-	maxExec       time.Duration
-	memoryMiB     int64
-	progressEvery time.Duration
-	gpuWait       time.Duration
-	pids          int64
+	task            string
+	transport       string
+	addr            string
+	token           string
+	tokenFile       string
+	origins         []string
+	maxSessions     int
+	idleTimeout     time.Duration
+	shutdownTimeout time.Duration
+	maxSteps        int
+	maxTime         time.Duration
+	execTimeout     time.Duration
+	maxExec         time.Duration
+	memoryMiB       int64
+	pids            int64
+	gpuWait         time.Duration
+	progressEvery   time.Duration
 }
 
 func newServeCmd(c *common) *cobra.Command {
 	sf := &serveFlags{}
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Serve one task over MCP on stdio: one sandbox per session, hidden eval at final_answer",
+		Short: "Serve tasks over MCP (stdio, streamable HTTP or SSE): one sandbox per session, hidden eval at final_answer",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			e, err := c.env(ctx)
-			if err != nil {
-				return err
-			}
-			defer e.cleanup()
-			task, err := e.catalog.Load(ctx, sf.task)
-			if err != nil {
-				return err
-			}
-			if err := os.MkdirAll(c.runsDir, 0o755); err != nil {
-				return fmt.Errorf("create runs dir: %w", err)
-			}
-			srv, err := server.New(server.Options{
-				Task: task, Provider: e.provider, Scorer: e.scorer, Baselines: e.baselines,
-				RunsDir: c.runsDir,
-				Limits:  sandbox.Limits{MemoryBytes: sf.memoryMiB << 20, Processes: sf.pids},
-				GPUs:    e.gpus,
-				GPUWait: sf.gpuWait,
-				Budgets: tasks.Budgets{
-					MaxSteps: sf.maxSteps, MaxTime: tasks.Duration(sf.maxTime),
-					ExecTimeout: tasks.Duration(sf.execTimeout), MaxExecTimeout: tasks.Duration(sf.maxExec),
-				},
-				ProgressEvery: sf.progressEvery,
-				Version:       version,
-				Logger:        e.log,
-			})
-			if err != nil {
-				return err
-			}
-			e.log.Info().Str("task", task.Name).Str("backend", e.provider.Name()).Str("python", c.python).
-				Msg("serving on stdio")
-			return srv.ServeStdio(ctx, os.Stdin, os.Stdout)
+			return serve(cmd.Context(), c, sf)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&sf.task, "task", "", "task to serve (see mlab tasks)")
+	f.StringVar(&sf.task, "task", "", "pin every session to this task (see mlab tasks); without it a session picks one with the start_task tool")
+	f.StringVar(&sf.transport, "transport", "stdio", "stdio, http (streamable HTTP at /mcp) or sse (SSE at /sse)")
+	f.StringVar(&sf.addr, "addr", "127.0.0.1:8080", "listen address of the http and sse transports; anything but loopback needs a token")
+	f.StringVar(&sf.token, "token", "", "bearer token HTTP clients must send (also MLAB_TOKEN or --token-file)")
+	f.StringVar(&sf.tokenFile, "token-file", "", "file holding the bearer token")
+	f.StringSliceVar(&sf.origins, "allowed-origin", nil, "browser origin allowed besides loopback ones (repeatable, * for any)")
+	f.IntVar(&sf.maxSessions, "max-sessions", 64, "concurrent sessions (each holds a sandbox); 0 for no limit")
+	f.DurationVar(&sf.idleTimeout, "idle-timeout", 30*time.Minute, "end a session that makes no tool call for this long; 0 never")
+	f.DurationVar(&sf.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for sessions to close")
 	f.IntVar(&sf.maxSteps, "max-steps", 0, "tool calls per episode (default: the task's, else 50)")
 	f.DurationVar(&sf.maxTime, "max-time", 0, "wall time per episode (default: the task's, else 5h)")
 	f.DurationVar(&sf.execTimeout, "exec-timeout", 0, "default timeout of one execute_script call (default: the task's, else 10m)")
@@ -76,6 +67,120 @@ func newServeCmd(c *common) *cobra.Command {
 	f.Int64Var(&sf.pids, "pids", 0, "process and thread limit of agent scripts (default 512)")
 	f.DurationVar(&sf.gpuWait, "gpu-wait", 10*time.Minute, "how long a new session waits for GPUs leased to others")
 	f.DurationVar(&sf.progressEvery, "progress-every", 5*time.Second, "interval of progress notifications while a script runs")
-	cmd.MarkFlagRequired("task")
 	return cmd
+}
+
+func serve(ctx context.Context, c *common, sf *serveFlags) error {
+	e, err := c.env(ctx)
+	if err != nil {
+		return err
+	}
+	defer e.cleanup()
+	if err := os.MkdirAll(c.runsDir, 0o755); err != nil {
+		return fmt.Errorf("create runs dir: %w", err)
+	}
+	if marked, err := runlog.Recover(c.runsDir, proc.Alive); err != nil {
+		e.log.Warn().Err(err).Msg("recover runs of stopped servers")
+	} else if len(marked) > 0 {
+		e.log.Info().Strs("runs", marked).Msg("marked runs of a server that stopped unexpectedly as aborted")
+	}
+	opts := server.Options{
+		Catalog: e.catalog, Provider: e.provider, Scorer: e.scorer, Baselines: e.baselines,
+		RunsDir: c.runsDir,
+		Limits:  sandbox.Limits{MemoryBytes: sf.memoryMiB << 20, Processes: sf.pids},
+		GPUs:    e.gpus, GPUWait: sf.gpuWait,
+		Budgets: tasks.Budgets{
+			MaxSteps: sf.maxSteps, MaxTime: tasks.Duration(sf.maxTime),
+			ExecTimeout: tasks.Duration(sf.execTimeout), MaxExecTimeout: tasks.Duration(sf.maxExec),
+		},
+		Capacity:      server.NewCapacity(sf.maxSessions),
+		IdleTimeout:   sf.idleTimeout,
+		ProgressEvery: sf.progressEvery,
+		Version:       version,
+		Logger:        e.log,
+	}
+	if sf.task != "" {
+		if opts.Task, err = e.catalog.Load(ctx, sf.task); err != nil {
+			return err
+		}
+	}
+	switch sf.transport {
+	case "stdio":
+		srv, err := server.New(opts)
+		if err != nil {
+			return err
+		}
+		e.log.Info().Str("task", sf.task).Str("backend", e.provider.Name()).Str("python", c.python).Msg("serving on stdio")
+		return srv.ServeStdio(ctx, os.Stdin, os.Stdout)
+	case "http", "sse":
+		return serveHTTP(ctx, e, opts, sf)
+	default:
+		return fmt.Errorf("--transport %q: want stdio, http or sse", sf.transport)
+	}
+}
+
+func serveHTTP(ctx context.Context, e *env, opts server.Options, sf *serveFlags) error {
+	token, err := readToken(sf)
+	if err != nil {
+		return err
+	}
+	host, _, err := net.SplitHostPort(sf.addr)
+	if err != nil {
+		return fmt.Errorf("--addr %q: %w", sf.addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) && token == "" {
+		return fmt.Errorf("--addr %s is not a loopback address: set a bearer token with --token, --token-file or MLAB_TOKEN", sf.addr)
+	}
+	opts.Metrics = server.NewMetrics(e.gpus)
+	gw, err := server.NewGateway(opts, server.HTTPOptions{Token: token, AllowedOrigins: sf.origins})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", sf.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", sf.addr, err)
+	}
+	hs := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	path := "/mcp"
+	if sf.transport == "sse" {
+		path = "/sse"
+	}
+	e.log.Info().Str("url", "http://"+ln.Addr().String()+path).Str("task", opts.TaskName()).
+		Str("backend", e.provider.Name()).Bool("auth", token != "").Msg("serving")
+	select {
+	case err := <-served:
+		gw.Close(context.Background())
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	e.log.Info().Msg("shutting down: stopping sessions")
+	sctx, cancel := context.WithTimeout(context.Background(), sf.shutdownTimeout)
+	defer cancel()
+	cerr := gw.Close(sctx)
+	if err := hs.Shutdown(sctx); err != nil {
+		// Streams still open at the deadline are cut.
+		hs.Close()
+	}
+	return cerr
+}
+
+// readToken takes the bearer token from the flag, the file or MLAB_TOKEN.
+func readToken(sf *serveFlags) (string, error) {
+	token := sf.token
+	if sf.tokenFile != "" {
+		b, err := os.ReadFile(sf.tokenFile)
+		if err != nil {
+			return "", fmt.Errorf("--token-file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token == "" {
+		token = os.Getenv("MLAB_TOKEN")
+	}
+	if token != "" && len(token) < 16 {
+		return "", errors.New("the bearer token is too short: use at least 16 characters")
+	}
+	return token, nil
 }

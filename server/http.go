@@ -1,0 +1,257 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
+	"github.com/rs/zerolog"
+
+	"github.com/mlab/mlab/tasks"
+)
+
+// HTTPOptions configure the HTTP transports. The zero value serves loopback
+// clients without a token.
+type HTTPOptions struct {
+	// Token, when set, must come with every request as "Authorization:
+	// Bearer <token>" (except /healthz).
+	Token string
+	// AllowedOrigins are the browser origins accepted besides loopback
+	// ones, e.g. "https://inspector.example"; "*" accepts any.
+	AllowedOrigins []string
+}
+
+// Gateway serves MCP over streamable HTTP (/mcp) and SSE (/sse and
+// /message) for the default server, a pinned task or the start_task lobby,
+// and at /tasks/<name>/mcp and /tasks/<name>/sse for one task each; plus
+// /healthz and /metrics. Every endpoint shares the options' capacity, GPU
+// pool and metrics.
+type Gateway struct {
+	opts  Options
+	hopts HTTPOptions
+	log   zerolog.Logger
+	start time.Time
+
+	mu        sync.Mutex
+	endpoints map[string]*endpoint // by task name; "" is the default
+	closed    bool
+}
+
+type endpoint struct {
+	srv        *Server
+	streamable *mcpserver.StreamableHTTPServer
+	sse        *mcpserver.SSEServer
+}
+
+// NewGateway builds the default endpoint; task endpoints are built on first
+// use.
+func NewGateway(opts Options, hopts HTTPOptions) (*Gateway, error) {
+	if opts.Catalog == nil {
+		return nil, errors.New("gateway: a Catalog is required")
+	}
+	g := &Gateway{opts: opts, hopts: hopts, log: opts.Logger, start: time.Now(), endpoints: map[string]*endpoint{}}
+	if _, err := g.endpoint(""); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// endpoint returns the endpoint of a task ("" for the default), creating it.
+func (g *Gateway) endpoint(task string) (*endpoint, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil, errors.New("the server is shutting down")
+	}
+	if ep, ok := g.endpoints[task]; ok {
+		return ep, nil
+	}
+	opts := g.opts
+	prefix := ""
+	if task != "" {
+		t, err := opts.Catalog.Load(context.Background(), task)
+		if err != nil {
+			return nil, err
+		}
+		opts.Task = t
+		prefix = "/tasks/" + task
+	}
+	srv, err := New(opts)
+	if err != nil {
+		return nil, err
+	}
+	ep := &endpoint{
+		srv: srv,
+		streamable: mcpserver.NewStreamableHTTPServer(srv.MCP(), mcpserver.WithHeartbeatInterval(30*time.Second),
+			// An episode and its sandbox belong to an MCP session; protocol
+			// 2026-07-28 has no sessions on HTTP, so clients are held to the
+			// revisions that do.
+			mcpserver.WithStreamableHTTPProtocolVersions(mcp.ProtocolVersion20251125, mcp.ProtocolVersion20250618, mcp.ProtocolVersion20250326)),
+		sse: mcpserver.NewSSEServer(srv.MCP(), mcpserver.WithStaticBasePath(prefix),
+			mcpserver.WithUseFullURLForMessageEndpoint(false), mcpserver.WithKeepAlive(true)),
+	}
+	g.endpoints[task] = ep
+	return ep, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	g.serve(rec, r)
+	// The request log never holds the token: only method, path, status.
+	g.log.Info().Str("method", r.Method).Str("path", r.URL.Path).Int("status", rec.status).
+		Str("mcp_session", r.Header.Get("Mcp-Session-Id")+r.URL.Query().Get("sessionId")).
+		Str("remote", r.RemoteAddr).Dur("took", time.Since(start)).Msg("http request")
+}
+
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/healthz" {
+		g.health(w)
+		return
+	}
+	if !g.originAllowed(r.Header.Get("Origin")) {
+		http.Error(w, "forbidden: origin not allowed", http.StatusForbidden)
+		return
+	}
+	if !g.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mlab"`)
+		http.Error(w, "unauthorized: send Authorization: Bearer <token>", http.StatusUnauthorized)
+		return
+	}
+	if r.URL.Path == "/metrics" && g.opts.Metrics != nil {
+		g.opts.Metrics.Handler().ServeHTTP(w, r)
+		return
+	}
+	task, rest := "", r.URL.Path
+	if after, ok := strings.CutPrefix(r.URL.Path, "/tasks/"); ok {
+		name, sub, found := strings.Cut(after, "/")
+		if !found || name == "" {
+			http.NotFound(w, r)
+			return
+		}
+		task, rest = name, "/"+sub
+	}
+	if rest != "/mcp" && rest != "/sse" && rest != "/message" {
+		http.NotFound(w, r)
+		return
+	}
+	ep, err := g.endpoint(task)
+	switch {
+	case errors.Is(err, tasks.ErrNotFound):
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	if rest == "/mcp" {
+		ep.streamable.ServeHTTP(w, r)
+		return
+	}
+	ep.sse.ServeHTTP(w, r)
+}
+
+// authorized checks the bearer token in constant time.
+func (g *Gateway) authorized(r *http.Request) bool {
+	if g.hopts.Token == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(g.hopts.Token)) == 1
+}
+
+// originAllowed stops DNS-rebinding and cross-site requests from browsers:
+// a request with an Origin must come from a loopback page or an allowed
+// origin. Clients that are not browsers send no Origin.
+func (g *Gateway) originAllowed(origin string) bool {
+	if origin == "" {
+		return true
+	}
+	if slices.Contains(g.hopts.AllowedOrigins, "*") || slices.Contains(g.hopts.AllowedOrigins, origin) {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (g *Gateway) health(w http.ResponseWriter) {
+	g.mu.Lock()
+	sessions := 0
+	for _, ep := range g.endpoints {
+		sessions += ep.srv.episodeCount()
+	}
+	closed := g.closed
+	g.mu.Unlock()
+	status := http.StatusOK
+	if closed {
+		status = http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{
+		"ok": !closed, "sessions": sessions, "uptime_s": int(time.Since(g.start).Seconds()),
+	})
+}
+
+// Close stops every endpoint: running scripts are killed, episodes that had
+// not submitted are recorded as aborted, and sandboxes are removed.
+func (g *Gateway) Close(ctx context.Context) error {
+	g.mu.Lock()
+	g.closed = true
+	eps := make([]*endpoint, 0, len(g.endpoints))
+	for _, ep := range g.endpoints {
+		eps = append(eps, ep)
+	}
+	g.mu.Unlock()
+	var errs []error
+	for _, ep := range eps {
+		ep.srv.Close()
+		if err := ep.streamable.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shut down streamable HTTP: %w", err))
+		}
+		if err := ep.sse.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shut down SSE: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// statusRecorder remembers the status code for the request log, and passes
+// Flush through for the streaming transports.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
