@@ -441,7 +441,14 @@ func TestHTTPShutdownAndCrashRecovery(t *testing.T) {
 		if crashed == "" {
 			t.Fatal("no run left running by kill -9")
 		}
+		scratch := scratchOf(s2.cmd.Process.Pid)
+		if scratch == "" {
+			t.Error("no scratch folder of the killed server found")
+		}
 		startHTTP(t, backend, "http", runsDir)
+		if _, err := os.Stat(scratch); !os.IsNotExist(err) {
+			t.Errorf("the killed server's scratch folder %s (local workspaces) survived the restart: %v", scratch, err)
+		}
 		r, err := runlog.ReadResult(crashed)
 		if err != nil || r.Status != runlog.StatusAborted || !strings.Contains(r.Error, "stopped unexpectedly") {
 			t.Errorf("after restart: %+v, %v", r, err)
@@ -484,4 +491,15 @@ func TestInspectorCLI(t *testing.T) {
 	if out := run("--method", "tools/call", "--tool-name", "list_files"); !strings.Contains(out, "train.py") {
 		t.Errorf("inspector tools/call list_files: %s", out)
 	}
+}
+
+// scratchOf finds the scratch folder the server with pid made.
+func scratchOf(pid int) string {
+	owners, _ := filepath.Glob(filepath.Join(os.TempDir(), scratchPrefix+"*", scratchOwner))
+	for _, f := range owners {
+		if b, err := os.ReadFile(f); err == nil && strings.HasPrefix(string(b), fmt.Sprintf("%d:", pid)) {
+			return filepath.Dir(f)
+		}
+	}
+	return ""
 }

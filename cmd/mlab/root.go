@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/mlab/mlab/benchmarks"
 	"github.com/mlab/mlab/eval"
+	"github.com/mlab/mlab/internal/proc"
 	"github.com/mlab/mlab/sandbox"
 	"github.com/mlab/mlab/sandbox/docker"
 	"github.com/mlab/mlab/sandbox/local"
@@ -121,8 +123,15 @@ func (c *common) env(ctx context.Context) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	scratch, err := os.MkdirTemp("", "mlab-")
+	removeStaleScratch(log)
+	scratch, err := os.MkdirTemp("", scratchPrefix)
 	if err != nil {
+		return nil, fmt.Errorf("create scratch dir: %w", err)
+	}
+	// The owner file lets a later server remove this folder (local
+	// workspaces, extracted tasks) if this one is killed.
+	if err := os.WriteFile(filepath.Join(scratch, scratchOwner), []byte(proc.Self()), 0o644); err != nil {
+		os.RemoveAll(scratch)
 		return nil, fmt.Errorf("create scratch dir: %w", err)
 	}
 	provider, closeProvider, err := c.provider(ctx, log, scratch)
@@ -143,4 +152,27 @@ func (c *common) env(ctx context.Context) (*env, error) {
 			os.RemoveAll(scratch)
 		},
 	}, nil
+}
+
+const (
+	scratchPrefix = "mlab-"
+	scratchOwner  = ".mlab-owner"
+)
+
+// removeStaleScratch deletes the scratch folders of mlab servers that are no
+// longer running (killed with -9, say), with the local workspaces in them.
+func removeStaleScratch(log zerolog.Logger) {
+	owners, _ := filepath.Glob(filepath.Join(os.TempDir(), scratchPrefix+"*", scratchOwner))
+	for _, f := range owners {
+		b, err := os.ReadFile(f)
+		if err != nil || proc.Alive(strings.TrimSpace(string(b))) {
+			continue
+		}
+		dir := filepath.Dir(f)
+		if err := os.RemoveAll(dir); err != nil {
+			log.Warn().Err(err).Str("dir", dir).Msg("remove the scratch folder of a stopped server")
+			continue
+		}
+		log.Info().Str("dir", dir).Msg("removed the scratch folder of a server that stopped unexpectedly")
+	}
 }
