@@ -1,0 +1,250 @@
+package tools
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+	"unicode/utf8"
+)
+
+// editable returns the current content of name for Edit and ReplaceLines:
+// it must exist, be text and be at most MaxWrite bytes.
+func (w *Workspace) editable(name string) (clean, resolved string, cur *version, err error) {
+	clean, resolved, err = w.target(name)
+	if err != nil {
+		return
+	}
+	cur, err = w.snapshot(clean, resolved)
+	if err != nil {
+		return
+	}
+	switch {
+	case !cur.existed:
+		err = newErr(fs.ErrNotExist, nil, "file %q does not exist (use list_files to see the workspace, or write_file to create it)", clean)
+	case cur.tooLarge:
+		err = newErr(nil, nil, "file %q is too large to edit (%d bytes; at most %d)", clean, cur.size, MaxWrite)
+	case isBinary(cur.data):
+		err = binaryErr(clean, cur.size)
+	default:
+		err = writable(clean, cur)
+	}
+	return
+}
+
+// change writes content over the file located by editable, records the
+// previous version and returns the diff.
+func (w *Workspace) change(clean, resolved string, cur *version, content string) (string, error) {
+	if len(content) > MaxWrite {
+		return "", tooLargeErr("the edited file", len(content))
+	}
+	err := w.replaceFile(clean, resolved, cur.mode, func(wr io.Writer) error {
+		_, err := io.WriteString(wr, content)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	w.record(resolved, cur)
+	return capDiff(UnifiedDiff(clean, string(cur.data), content)), nil
+}
+
+// Edit replaces the one occurrence of old in name with new and returns a
+// unified diff of the change. old must occur exactly once. In a file with
+// CRLF line endings, old and new may use plain "\n".
+func (w *Workspace) Edit(name, old, new string) (diff string, err error) {
+	if old == "" {
+		return "", newErr(nil, nil, "old_text is empty: copy the exact text to replace from the file")
+	}
+	if old == new {
+		return "", newErr(nil, nil, "new_text is the same as old_text: nothing to change")
+	}
+	if err := w.lock(); err != nil {
+		return "", err
+	}
+	defer w.mu.Unlock()
+	clean, resolved, cur, err := w.editable(name)
+	if err != nil {
+		return "", err
+	}
+	content := string(cur.data)
+	n := countOverlapping(content, old)
+	if n == 0 && strings.Contains(content, "\r\n") && strings.Contains(old, "\n") && !strings.Contains(old, "\r\n") {
+		crlf := strings.ReplaceAll(old, "\n", "\r\n")
+		if m := countOverlapping(content, crlf); m > 0 {
+			old, n = crlf, m
+			if !strings.Contains(new, "\r\n") {
+				new = strings.ReplaceAll(new, "\n", "\r\n")
+			}
+		}
+	}
+	switch {
+	case n == 0:
+		msg := fmt.Sprintf("old_text not found in %s; inspect the file and copy the exact text, including indentation", clean)
+		if t := strings.TrimSpace(old); t != "" && t != old && strings.Contains(content, t) {
+			msg += " (it is found when leading and trailing whitespace is ignored)"
+		}
+		return "", newErr(nil, nil, "%s", msg)
+	case n > 1:
+		return "", newErr(nil, nil, "old_text occurs %d times in %s; include more surrounding lines to make it unique", n, clean)
+	}
+	i := strings.Index(content, old)
+	return w.change(clean, resolved, cur, content[:i]+new+content[i+len(old):])
+}
+
+// countOverlapping counts the positions where sub occurs in s, overlapping
+// ones included ("aa" occurs twice in "aaa").
+func countOverlapping(s, sub string) int {
+	n := 0
+	for {
+		i := strings.Index(s, sub)
+		if i < 0 {
+			return n
+		}
+		n++
+		_, size := utf8.DecodeRuneInString(s[i:])
+		s = s[i+size:]
+	}
+}
+
+// ReplaceLines replaces lines start..end (1-based, inclusive) of name with
+// text and returns a unified diff. end = start-1 inserts text before line
+// start without replacing anything; start = total+1 appends. Empty text
+// deletes the lines. text is taken as whole lines: a final "\n" is added
+// unless it replaces a last line that had none.
+func (w *Workspace) ReplaceLines(name string, start, end int, text string) (diff string, err error) {
+	if start < 1 {
+		return "", newErr(nil, nil, "start_line must be 1 or more (got %d); lines are numbered from 1", start)
+	}
+	if end < start-1 {
+		return "", newErr(nil, nil,
+			"end_line (%d) is before start_line (%d); to insert before line %d without replacing anything, use end_line=%d",
+			end, start, start, start-1)
+	}
+	if err := w.lock(); err != nil {
+		return "", err
+	}
+	defer w.mu.Unlock()
+	clean, resolved, cur, err := w.editable(name)
+	if err != nil {
+		return "", err
+	}
+	lines := splitLines(string(cur.data))
+	total := len(lines)
+	if start > total+1 {
+		return "", newErr(nil, nil, "start_line %d is beyond the end of %q, which has %d lines; use start_line=%d, end_line=%d to append",
+			start, clean, total, total+1, total)
+	}
+	if end > total {
+		return "", newErr(nil, nil, "end_line %d is beyond the end of %q, which has %d lines", end, clean, total)
+	}
+	add := splitLines(text)
+	if n := len(add); n > 0 && !strings.HasSuffix(add[n-1], "\n") {
+		replacesUnterminatedLast := end >= start && end == total && !strings.HasSuffix(lines[total-1], "\n")
+		if !replacesUnterminatedLast {
+			add[n-1] += "\n"
+		}
+	}
+	out := make([]string, 0, total-(end-start+1)+len(add))
+	out = append(out, lines[:start-1]...)
+	out = append(out, add...)
+	out = append(out, lines[end:]...)
+	for i := 0; i < len(out)-1; i++ {
+		if !strings.HasSuffix(out[i], "\n") {
+			out[i] += "\n"
+		}
+	}
+	content := strings.Join(out, "")
+	if content == string(cur.data) {
+		return "", nil
+	}
+	return w.change(clean, resolved, cur, content)
+}
+
+// Undo restores the version of name from before its most recent change
+// (Write, Append, Copy to it, Edit, ReplaceLines), removing the file if it
+// did not exist then, and returns a unified diff from the current content
+// to the restored one. It can be called again to go further back, until
+// no earlier version is left.
+func (w *Workspace) Undo(name string) (diff string, err error) {
+	if err := w.lock(); err != nil {
+		return "", err
+	}
+	defer w.mu.Unlock()
+	clean, resolved, err := w.target(name)
+	if err != nil {
+		return "", err
+	}
+	h := w.hist[resolved]
+	if len(h) == 0 {
+		return "", newErr(nil, nil, "no earlier version of %s to restore", clean)
+	}
+	prev := h[len(h)-1]
+	if prev.tooLarge {
+		return "", newErr(nil, nil, "cannot undo the last change to %s: the version before it (%d bytes) was too large to keep", clean, prev.size)
+	}
+	cur, err := w.snapshot(clean, resolved)
+	if err != nil {
+		return "", newErr(nil, err, "cannot undo the last change to %s: %v", clean, err)
+	}
+	switch {
+	case prev.existed:
+		err = w.replaceFile(clean, resolved, prev.mode, func(wr io.Writer) error {
+			_, err := wr.Write(prev.data)
+			return err
+		})
+	case cur.existed:
+		if err = w.root.Remove(resolved); err != nil {
+			err = w.fsErr("file", clean, err)
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	h[len(h)-1] = nil
+	if len(h) == 1 {
+		delete(w.hist, resolved)
+	} else {
+		w.hist[resolved] = h[:len(h)-1]
+	}
+	w.histBytes -= int64(len(prev.data))
+	return capDiff(versionDiff(clean, cur, prev)), nil
+}
+
+// versionDiff shows the change from one version of a file to another,
+// against /dev/null where one of them did not exist.
+func versionDiff(clean string, from, to *version) string {
+	oldName, newName := "a/"+clean, "b/"+clean
+	if !from.existed {
+		oldName = "/dev/null"
+	}
+	if !to.existed {
+		newName = "/dev/null"
+	}
+	switch {
+	case !from.existed && !to.existed:
+		return ""
+	case from.tooLarge || to.tooLarge:
+		return fmt.Sprintf("[%s changed; too large to show a diff]\n", clean)
+	case isBinary(from.data) || isBinary(to.data):
+		if from.existed && to.existed && string(from.data) == string(to.data) {
+			return ""
+		}
+		return fmt.Sprintf("Binary files %s and %s differ\n", oldName, newName)
+	}
+	d := unifiedDiff(oldName, newName, string(from.data), string(to.data))
+	if d == "" && from.existed != to.existed {
+		// An empty file created or removed.
+		d = fmt.Sprintf("--- %s\n+++ %s\n", oldName, newName)
+	}
+	return d
+}
+
+// capDiff shortens a diff longer than maxDiffBytes at a line boundary.
+func capDiff(d string) string {
+	if len(d) <= maxDiffBytes {
+		return d
+	}
+	cut := strings.LastIndexByte(d[:maxDiffBytes], '\n') + 1
+	return d[:cut] + fmt.Sprintf("[diff cut: %d more bytes not shown]\n", len(d)-cut)
+}
