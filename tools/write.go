@@ -196,38 +196,30 @@ func tooLargeErr(what string, size int) error {
 // Write replaces the content of name, creating it and its parent
 // directories if needed. The previous version is kept for Undo.
 func (w *Workspace) Write(name, content string) error {
-	if len(content) > MaxWrite {
-		return tooLargeErr("content", len(content))
-	}
-	if err := w.lock(); err != nil {
-		return err
-	}
-	defer w.mu.Unlock()
-	clean, resolved, err := w.target(name)
-	if err != nil {
-		return err
-	}
-	cur, err := w.snapshot(clean, resolved)
-	if err != nil {
-		return err
-	}
-	if err := writable(clean, cur); err != nil {
-		return err
-	}
-	err = w.replaceFile(clean, resolved, newMode(cur), func(wr io.Writer) error {
-		_, err := io.WriteString(wr, content)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	w.record(resolved, cur)
-	return nil
+	return w.rewrite(name, content, func(*version, string, string, io.Writer) error { return nil })
 }
 
 // Append adds content at the end of name, creating it if missing. The
 // previous version is kept for Undo.
 func (w *Workspace) Append(name, content string) error {
+	return w.rewrite(name, content, func(cur *version, clean, resolved string, wr io.Writer) error {
+		if !cur.tooLarge {
+			_, err := wr.Write(cur.data)
+			return err
+		}
+		f, _, err := w.openRegular(clean, resolved)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(wr, f)
+		return err
+	})
+}
+
+// rewrite replaces name with what prefix writes followed by content, and
+// records the previous version for Undo.
+func (w *Workspace) rewrite(name, content string, prefix func(cur *version, clean, resolved string, wr io.Writer) error) error {
 	if len(content) > MaxWrite {
 		return tooLargeErr("content", len(content))
 	}
@@ -247,16 +239,7 @@ func (w *Workspace) Append(name, content string) error {
 		return err
 	}
 	err = w.replaceFile(clean, resolved, newMode(cur), func(wr io.Writer) error {
-		if cur.tooLarge {
-			f, _, err := w.openRegular(clean, resolved)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if _, err := io.Copy(wr, f); err != nil {
-				return err
-			}
-		} else if _, err := wr.Write(cur.data); err != nil {
+		if err := prefix(cur, clean, resolved, wr); err != nil {
 			return err
 		}
 		_, err := io.WriteString(wr, content)
