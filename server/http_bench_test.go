@@ -24,18 +24,20 @@ import (
 // a small file, alternating) over streamable HTTP with 1, 8 and 64
 // concurrent sessions on the local backend, beside the same client calling a
 // bare mcp-go server whose one tool does nothing, in the same run. It reports
-// calls/s and the p50/p99 latency of a call.
+// calls/s, the p50/p99 latency a client sees and the p50/p99 time the server
+// spends on a request (srv_p50_ms, srv_p99_ms).
 func BenchmarkHTTPCalls(b *testing.B) {
-	mlab := httptest.NewServer(benchGateway(b))
+	mlabTimes, bareTimes := &serverTimes{}, &serverTimes{}
+	mlab := httptest.NewServer(mlabTimes.wrap(benchGateway(b)))
 	defer mlab.Close()
-	bare := httptest.NewServer(bareServer())
+	bare := httptest.NewServer(bareTimes.wrap(bareServer()))
 	defer bare.Close()
 	for _, sessions := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("bare/sessions=%d", sessions), func(b *testing.B) {
-			runCalls(b, bare.URL+"/mcp", sessions, []sdk.CallToolParams{{Name: "noop", Arguments: map[string]any{}}})
+			runCalls(b, bare.URL+"/mcp", sessions, bareTimes, []sdk.CallToolParams{{Name: "noop", Arguments: map[string]any{}}})
 		})
 		b.Run(fmt.Sprintf("mlab/sessions=%d", sessions), func(b *testing.B) {
-			runCalls(b, mlab.URL+"/tasks/t/mcp", sessions, []sdk.CallToolParams{
+			runCalls(b, mlab.URL+"/tasks/t/mcp", sessions, mlabTimes, []sdk.CallToolParams{
 				{Name: "list_files", Arguments: map[string]any{}},
 				{Name: "read_file", Arguments: map[string]any{"file_name": "small.txt"}},
 			})
@@ -81,8 +83,42 @@ func bareServer() http.Handler {
 		mcpserver.WithStreamableHTTPProtocolVersions(mcp.ProtocolVersion20251125, mcp.ProtocolVersion20250618, mcp.ProtocolVersion20250326))
 }
 
+// serverTimes records how long the server takes over each POST.
+type serverTimes struct {
+	mu    sync.Mutex
+	times []time.Duration
+}
+
+func (s *serverTimes) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		h.ServeHTTP(w, r)
+		if r.Method == http.MethodPost {
+			s.mu.Lock()
+			s.times = append(s.times, time.Since(start))
+			s.mu.Unlock()
+		}
+	})
+}
+
+func (s *serverTimes) reset() {
+	s.mu.Lock()
+	s.times = s.times[:0]
+	s.mu.Unlock()
+}
+
+// percentiles reports p50 and p99 of sorted durations in milliseconds.
+func percentiles(b *testing.B, d []time.Duration, prefix string) {
+	if len(d) == 0 {
+		return
+	}
+	slices.Sort(d)
+	b.ReportMetric(float64(d[len(d)/2].Microseconds())/1000, prefix+"p50_ms")
+	b.ReportMetric(float64(d[len(d)*99/100].Microseconds())/1000, prefix+"p99_ms")
+}
+
 // runCalls spreads b.N calls over sessions concurrent clients.
-func runCalls(b *testing.B, url string, sessions int, calls []sdk.CallToolParams) {
+func runCalls(b *testing.B, url string, sessions int, server *serverTimes, calls []sdk.CallToolParams) {
 	ctx := context.Background()
 	clients := make([]*sdk.ClientSession, sessions)
 	for i := range clients {
@@ -99,6 +135,7 @@ func runCalls(b *testing.B, url string, sessions int, calls []sdk.CallToolParams
 		clients[i] = cs
 	}
 	latencies := make([][]time.Duration, sessions)
+	server.reset()
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -125,11 +162,9 @@ func runCalls(b *testing.B, url string, sessions int, calls []sdk.CallToolParams
 	elapsed := time.Since(start)
 	b.StopTimer()
 	all := slices.Concat(latencies...)
-	slices.Sort(all)
-	if len(all) == 0 {
-		return
-	}
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "calls/s")
-	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50_ms")
-	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99_ms")
+	percentiles(b, all, "")
+	server.mu.Lock()
+	percentiles(b, slices.Clone(server.times), "srv_")
+	server.mu.Unlock()
 }
