@@ -44,8 +44,13 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
+# Each benchmark runs beside its baseline in the same run; the counts are
+# sized so the ratios are stable on a 2-core machine.
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 200x ./...
+	$(GO) test -run '^$$' -bench 'ToolCall' -benchtime 500x ./server
+	$(GO) test -run '^$$' -bench 'HTTPCalls' -benchtime 10000x ./server
+	$(GO) test -run '^$$' -bench . -benchtime 40x ./sandbox/docker
+	$(GO) test -run '^$$' -bench . -benchtime 200x ./runlog
 
 clean:
 	rm -rf bin
