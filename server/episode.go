@@ -72,42 +72,76 @@ func (s *Server) episodeFor(ctx context.Context) (*episode, error) {
 }
 
 // startEpisode returns the session's episode, creating one on task if it
-// has none.
+// has none. Creation (a sandbox, maybe a wait for GPUs) runs outside the
+// server's lock, so other sessions are not held up; concurrent first calls
+// of one session wait for the one creation.
 func (s *Server) startEpisode(ctx context.Context, task *tasks.Task) (*episode, error) {
 	cs := mcpserver.ClientSessionFromContext(ctx)
 	if cs == nil {
 		return nil, errors.New("no MCP session in this request")
 	}
 	key := cs.SessionID()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, errors.New("the server is shutting down")
-	}
-	if ep, ok := s.episodes[key]; ok {
-		return ep, nil
-	}
-	agent := ""
-	if ci, ok := cs.(mcpserver.SessionWithClientInfo); ok {
-		info := ci.GetClientInfo()
-		agent = info.Name
-		if info.Version != "" {
-			agent += "/" + info.Version
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, errors.New("the server is shutting down")
+		}
+		if ep, ok := s.episodes[key]; ok {
+			s.mu.Unlock()
+			return ep, nil
+		}
+		wait, busy := s.starting[key]
+		if !busy {
+			break // and create it, still holding the lock
+		}
+		s.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
-	// Creating under the lock keeps two concurrent first calls of one
-	// session from building two sandboxes; creation takes milliseconds.
 	if !s.opts.Capacity.acquire() {
+		s.mu.Unlock()
 		return nil, fmt.Errorf("the server is at its limit of %d concurrent sessions: try again later", s.opts.Capacity.max)
 	}
-	ep, err := s.newEpisode(ctx, agent, task)
+	done := make(chan struct{})
+	s.starting[key] = done
+	s.mu.Unlock()
+
+	ep, err := s.newEpisode(ctx, clientName(cs), task)
+
+	s.mu.Lock()
+	delete(s.starting, key)
+	close(done)
 	if err != nil {
+		s.mu.Unlock()
 		s.opts.Capacity.release()
 		return nil, err
 	}
-	s.episodes[key] = ep
 	s.opts.Metrics.sessionStarted()
+	if s.closed {
+		s.mu.Unlock()
+		ep.close(stoppedReason)
+		return nil, errors.New("the server is shutting down")
+	}
+	s.episodes[key] = ep
+	s.mu.Unlock()
 	return ep, nil
+}
+
+// clientName is the client's name/version from initialize, for result.json.
+func clientName(cs mcpserver.ClientSession) string {
+	ci, ok := cs.(mcpserver.SessionWithClientInfo)
+	if !ok {
+		return ""
+	}
+	info := ci.GetClientInfo()
+	if info.Version == "" {
+		return info.Name
+	}
+	return info.Name + "/" + info.Version
 }
 
 func (s *Server) newEpisode(ctx context.Context, agent string, task *tasks.Task) (*episode, error) {

@@ -73,7 +73,8 @@ type Server struct {
 	stopping, stdio atomic.Bool
 
 	mu       sync.Mutex
-	episodes map[string]*episode // by MCP session id
+	episodes map[string]*episode      // by MCP session id
+	starting map[string]chan struct{} // sessions whose episode is being created
 	closed   bool
 }
 
@@ -87,6 +88,7 @@ func New(opts Options) (*Server, error) {
 		log:      opts.Logger,
 		stop:     make(chan struct{}),
 		episodes: map[string]*episode{},
+		starting: map[string]chan struct{}{},
 	}
 	instructions, err := s.instructions()
 	if err != nil {
