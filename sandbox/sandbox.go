@@ -50,6 +50,33 @@ type Spec struct {
 	// Image overrides the provider's runtime image, for backends that have
 	// one.
 	Image string
+	// ReadOnly lists workspace files (relative, slash-separated) that
+	// scripts may read but neither change nor delete: the task's data.
+	ReadOnly []string
+}
+
+// MaxReadOnlyMounts bounds how many files a sandbox protects one by one;
+// past it, only the tools enforce read-only patterns.
+const MaxReadOnlyMounts = 1000
+
+// ProtectedFiles returns the files of spec.ReadOnly that exist in the
+// workspace ws as regular files (not links), at most MaxReadOnlyMounts, so
+// that a backend can mount each read-only over the workspace.
+func ProtectedFiles(ws string, spec Spec) []string {
+	var out []string
+	for _, rel := range spec.ReadOnly {
+		if len(out) == MaxReadOnlyMounts {
+			break
+		}
+		p := filepath.FromSlash(rel)
+		if !filepath.IsLocal(p) {
+			continue
+		}
+		if info, err := os.Lstat(filepath.Join(ws, p)); err == nil && info.Mode().IsRegular() {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Limits bound the resources of processes in a sandbox. Zero fields take the

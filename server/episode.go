@@ -154,6 +154,11 @@ func (s *Server) newEpisode(ctx context.Context, agent string, task *tasks.Task)
 		return nil, fmt.Errorf("create run log: %w", err)
 	}
 	limits := s.opts.Limits.WithDefaults()
+	protected, err := tools.ReadOnlyFiles(task.EnvDir(), task.ReadOnly)
+	if err != nil {
+		rl.Close()
+		return nil, fmt.Errorf("read-only files of %s: %w", task.Name, err)
+	}
 	lease, err := s.opts.GPUs.Acquire(ctx, task.Config.GPUs, s.opts.GPUWait)
 	if err != nil {
 		rl.Close()
@@ -161,6 +166,7 @@ func (s *Server) newEpisode(ctx context.Context, agent string, task *tasks.Task)
 	}
 	sb, err := s.opts.Provider.Create(ctx, sandbox.Spec{
 		Session: sessionID, Run: runID, Files: task.EnvDir(), Limits: limits, GPUs: lease.IDs(), Image: task.Config.Image,
+		ReadOnly: protected,
 	})
 	if err != nil {
 		lease.Release()

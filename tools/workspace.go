@@ -231,3 +231,29 @@ func globMatch(pattern, name string) bool {
 	}
 	return ok
 }
+
+// ReadOnlyFiles lists the files under dir (relative, slash-separated) that
+// the read-only patterns cover, with the same rules the tools apply, so that
+// a sandbox can also keep scripts from changing them.
+func ReadOnlyFiles(dir string, readOnly []string) ([]string, error) {
+	if len(readOnly) == 0 {
+		return nil, nil
+	}
+	w, err := OpenWorkspace(dir, readOnly)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	var files []string
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err == nil && w.IsReadOnly(filepath.ToSlash(rel)) {
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return err
+	})
+	return files, err
+}

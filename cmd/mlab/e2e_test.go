@@ -323,6 +323,28 @@ func TestReadOnlyFiles(t *testing.T) {
 		}
 		h.mustOK(t, "read_file", map[string]any{"file_name": "data.csv"}, "a,b\n1,2")
 		h.mustOK(t, "copy_file", map[string]any{"source": "data.csv", "destination": "mine.csv"}, "copied")
+
+		// Scripts cannot change, replace or delete the task's data either.
+		tamper := `import os
+for name, act in [("write", lambda: open("data.csv", "w").write("x")),
+                  ("remove", lambda: os.remove("data.csv")),
+                  ("rename", lambda: os.rename("mine.csv", "data.csv"))]:
+    try:
+        act()
+        print(name, "ALLOWED")
+    except OSError as e:
+        print(name, "refused:", e.strerror)
+print(open("data.csv").read())
+`
+		h.mustOK(t, "write_file", map[string]any{"file_name": "tamper.py", "content": tamper}, "wrote")
+		out := h.mustOK(t, "execute_script", map[string]any{"script_name": "tamper.py"}, "write")
+		if backend == "local" && !isolated() {
+			t.Logf("without bubblewrap only the tools protect read-only files: %s", out)
+			return
+		}
+		if strings.Contains(out, "ALLOWED") || !strings.Contains(out, "a,b\n1,2") {
+			t.Errorf("a script changed a read-only file: %s", out)
+		}
 	})
 }
 

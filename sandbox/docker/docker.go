@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -135,6 +136,9 @@ func (p *Provider) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandb
 		return nil, err
 	}
 	cfg, host := p.containerConfig(spec, limits, dir)
+	for _, rel := range sandbox.ProtectedFiles(dir, spec) {
+		host.Binds = append(host.Binds, filepath.Join(dir, rel)+":"+path.Join(MountPoint, filepath.ToSlash(rel))+":ro")
+	}
 	cctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
 	created, err := p.opts.Client.ContainerCreate(cctx, cfg, host, nil, nil, "")

@@ -144,6 +144,9 @@ func (s *Sandbox) argv(req sandbox.ExecRequest) ([]string, error) {
 	argv = append(argv, s.bwrap)
 	argv = append(argv, bwrapArgs(s.ws, req.Dir)...)
 	argv = append(argv, gpuBinds(s.gpus)...)
+	for _, rel := range s.readOnly {
+		argv = append(argv, "--ro-bind", filepath.Join(s.ws, rel), filepath.Join(mountPoint, rel))
+	}
 	extra, err := interpreterBind(req.Args[0])
 	if err != nil {
 		return nil, err

@@ -111,6 +111,7 @@ func (p *Provider) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandb
 			return nil, fmt.Errorf("copy %s into workspace: %w", spec.Files, err)
 		}
 	}
+	s.readOnly = sandbox.ProtectedFiles(s.ws, spec)
 	return s, nil
 }
 
@@ -119,7 +120,8 @@ type Sandbox struct {
 	dir, ws, tmp string
 	limits       sandbox.Limits
 	bwrap        string
-	gpus         string // CUDA_VISIBLE_DEVICES
+	gpus         string   // CUDA_VISIBLE_DEVICES
+	readOnly     []string // files mounted read-only under bubblewrap
 
 	mu      sync.Mutex
 	closed  bool
