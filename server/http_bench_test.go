@@ -120,10 +120,15 @@ func percentiles(b *testing.B, d []time.Duration, prefix string) {
 // runCalls spreads b.N calls over sessions concurrent clients.
 func runCalls(b *testing.B, url string, sessions int, server *serverTimes, calls []sdk.CallToolParams) {
 	ctx := context.Background()
+	// Each session keeps its connection between calls, as separate agents
+	// would; the default pool keeps only 2 idle ones per host and would
+	// redial for almost every call.
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * sessions}}
+	defer hc.CloseIdleConnections()
 	clients := make([]*sdk.ClientSession, sessions)
 	for i := range clients {
 		c := sdk.NewClient(&sdk.Implementation{Name: "bench", Version: "1"}, nil)
-		cs, err := c.Connect(ctx, &sdk.StreamableClientTransport{Endpoint: url, MaxRetries: -1}, nil)
+		cs, err := c.Connect(ctx, &sdk.StreamableClientTransport{Endpoint: url, HTTPClient: hc, MaxRetries: -1}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

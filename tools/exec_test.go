@@ -75,9 +75,13 @@ func TestBind(t *testing.T) {
 		wantErr string
 	}{
 		{"ok", map[string]any{"script_name": "a.py", "timeout_s": 5}, ""},
-		{"nil arguments", nil, ""},
-		{"unknown field", map[string]any{"script": "a.py"}, `unknown field "script"`},
-		{"wrong type", map[string]any{"script_name": 3}, "script_name"},
+		{"no arguments", nil, `missing required argument "script_name"`},
+		{"unknown argument", map[string]any{"script": "a.py"}, `unknown argument "script"; this tool takes script_name, args, timeout_s`},
+		{"missing", map[string]any{"timeout_s": 5}, `missing required argument "script_name"`},
+		{"null", map[string]any{"script_name": nil}, `missing required argument "script_name"`},
+		{"wrong type", map[string]any{"script_name": 3}, `argument "script_name" must be a string, not a JSON number`},
+		{"fraction", map[string]any{"script_name": "a.py", "timeout_s": 1.5}, `argument "timeout_s" must be an integer, not a JSON number 1.5`},
+		{"not an object", []int{1}, "arguments must be a JSON object"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,5 +93,10 @@ func TestBind(t *testing.T) {
 				t.Errorf("Bind(%v) = %v, want error containing %q", tc.args, err, tc.wantErr)
 			}
 		})
+	}
+	// A tool whose arguments are all optional may be called without any.
+	var args listFilesArgs
+	if err := Bind(mcp.CallToolRequest{}, &args); err != nil {
+		t.Errorf("Bind(nil) for list_files: %v", err)
 	}
 }

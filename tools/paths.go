@@ -235,26 +235,67 @@ const nonblock = syscall.O_NONBLOCK
 
 // openRegular opens the regular file at resolved for reading.
 func (w *Workspace) openRegular(clean, resolved string) (*os.File, fs.FileInfo, error) {
-	fi, err := w.root.Stat(resolved)
-	if err != nil {
-		return nil, nil, w.fsErr("file", clean, err)
-	}
-	if err := notRegular(clean, fi); err != nil {
-		return nil, nil, err
-	}
 	f, err := w.root.OpenFile(resolved, os.O_RDONLY|nonblock, 0)
 	if err != nil {
-		return nil, nil, w.fsErr("file", clean, err)
+		return nil, nil, w.openErr("file", clean, resolved, err)
 	}
-	fi, err = f.Stat()
+	return checked(f, clean, notRegular)
+}
+
+// openRead opens the agent's path name for reading, as a file or directory
+// that check accepts, and returns its clean form. The common case costs one
+// openat through the root, which itself keeps to the workspace; only when
+// that fails is the path resolved link by link, which also follows absolute
+// links that stay inside the workspace and says precisely what is wrong.
+func (w *Workspace) openRead(name string, allowEmpty bool, noun string,
+	check func(string, fs.FileInfo) error) (string, *os.File, fs.FileInfo, error) {
+	clean, err := w.cleanPath(name, allowEmpty)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	f, err := w.root.OpenFile(clean, os.O_RDONLY|nonblock, 0)
+	if err != nil {
+		resolved, rerr := w.resolve(clean)
+		if rerr != nil {
+			return "", nil, nil, rerr
+		}
+		if f, err = w.root.OpenFile(resolved, os.O_RDONLY|nonblock, 0); err != nil {
+			return "", nil, nil, w.openErr(noun, clean, resolved, err)
+		}
+	}
+	f, fi, err := checked(f, clean, check)
+	return clean, f, fi, err
+}
+
+// checked returns f and its FileInfo if check accepts it, and closes it if not.
+func checked(f *os.File, clean string, check func(string, fs.FileInfo) error) (*os.File, fs.FileInfo, error) {
+	fi, err := f.Stat()
 	if err == nil {
-		err = notRegular(clean, fi)
+		err = check(clean, fi)
 	}
 	if err != nil {
 		f.Close()
 		return nil, nil, err
 	}
 	return f, fi, nil
+}
+
+// openErr explains a failed open: a socket, say, cannot be opened at all,
+// and is better named than its errno.
+func (w *Workspace) openErr(noun, clean, resolved string, err error) error {
+	if fi, serr := w.root.Stat(resolved); serr == nil {
+		if nerr := notRegular(clean, fi); nerr != nil && !fi.IsDir() {
+			return nerr
+		}
+	}
+	return w.fsErr(noun, clean, err)
+}
+
+func notDir(clean string, fi fs.FileInfo) error {
+	if !fi.IsDir() {
+		return newErr(nil, syscall.ENOTDIR, "%q is a file, not a directory (use read_file to read it)", clean)
+	}
+	return nil
 }
 
 func notRegular(clean string, fi fs.FileInfo) error {

@@ -5,12 +5,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"unicode/utf8"
 )
 
@@ -28,25 +25,11 @@ func (w *Workspace) List(dir string) ([]Entry, error) {
 		return nil, err
 	}
 	defer w.mu.Unlock()
-	clean, resolved, err := w.locate(dir, true)
+	clean, f, _, err := w.openRead(dir, true, "directory", notDir)
 	if err != nil {
 		return nil, err
 	}
-	fi, err := w.root.Stat(resolved)
-	if err != nil {
-		return nil, w.fsErr("directory", clean, err)
-	}
-	if !fi.IsDir() {
-		return nil, newErr(nil, syscall.ENOTDIR, "%q is a file, not a directory (use read_file to read it)", clean)
-	}
-	f, err := w.root.OpenFile(resolved, os.O_RDONLY|nonblock, 0)
-	if err != nil {
-		return nil, w.fsErr("directory", clean, err)
-	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.IsDir() {
-		return nil, newErr(nil, err, "%q is not a directory", clean)
-	}
 	des, err := f.ReadDir(-1)
 	if err != nil {
 		return nil, w.fsErr("directory", clean, err)
@@ -54,7 +37,8 @@ func (w *Workspace) List(dir string) ([]Entry, error) {
 	entries := make([]Entry, 0, len(des))
 	for _, de := range des {
 		e := Entry{Name: de.Name(), Type: typeName(de.Type())}
-		if st, err := w.root.Lstat(path.Join(resolved, de.Name())); err == nil {
+		// Info is an fstatat on the open directory, not a walk from the root.
+		if st, err := de.Info(); err == nil {
 			e.Type = typeName(st.Mode())
 			if e.Type != "dir" {
 				e.Size = st.Size()
@@ -106,44 +90,47 @@ func (w *Workspace) Read(name string, offset, limit int64) (ReadResult, error) {
 		return ReadResult{}, err
 	}
 	defer w.mu.Unlock()
-	clean, resolved, err := w.locate(name, false)
-	if err != nil {
-		return ReadResult{}, err
-	}
 	if offset < 0 {
 		return ReadResult{}, newErr(nil, nil, "offset must be >= 0 (got %d)", offset)
 	}
 	if limit <= 0 || limit > MaxRead {
 		limit = MaxRead
 	}
-	f, fi, err := w.openRegular(clean, resolved)
+	clean, f, fi, err := w.openRead(name, false, "file", notRegular)
 	if err != nil {
 		return ReadResult{}, err
 	}
 	defer f.Close()
 	size := fi.Size()
 
-	head := make([]byte, min(size, binarySniffBytes))
-	n, err := f.ReadAt(head, 0)
-	if err != nil && err != io.EOF {
-		return ReadResult{}, w.fsErr("file", clean, err)
+	// Read from up to 3 bytes before offset (to find the start of a UTF-8
+	// sequence) to 3 bytes past the limit (to finish one).
+	var buf []byte
+	from := max(offset-(utf8.UTFMax-1), 0)
+	if offset <= size {
+		buf = make([]byte, min(offset+limit+utf8.UTFMax, size)-from)
+		n, err := f.ReadAt(buf, from)
+		if err != nil && err != io.EOF {
+			return ReadResult{}, w.fsErr("file", clean, err)
+		}
+		buf = buf[:n]
 	}
-	if isBinary(head[:n]) {
+	// A read from the start usually covers the head too.
+	head := buf
+	if from != 0 || int64(len(buf)) < min(size, binarySniffBytes) {
+		head = make([]byte, min(size, binarySniffBytes))
+		n, err := f.ReadAt(head, 0)
+		if err != nil && err != io.EOF {
+			return ReadResult{}, w.fsErr("file", clean, err)
+		}
+		head = head[:n]
+	}
+	if isBinary(head[:min(len(head), binarySniffBytes)]) {
 		return ReadResult{}, binaryErr(clean, size)
 	}
 	if offset > size {
 		return ReadResult{}, newErr(nil, nil, "offset %d is beyond the end of %q, which has %d bytes", offset, clean, size)
 	}
-
-	// Read from up to 3 bytes before offset (to find the start of a UTF-8
-	// sequence) to 3 bytes past the limit (to finish one).
-	from := max(offset-(utf8.UTFMax-1), 0)
-	buf := make([]byte, min(offset+limit+utf8.UTFMax, size)-from)
-	n, err = f.ReadAt(buf, from)
-	if err != nil && err != io.EOF {
-		return ReadResult{}, w.fsErr("file", clean, err)
-	}
-	buf = buf[:n]
 	start := int(offset - from)
 	if start < len(buf) && !utf8.RuneStart(buf[start]) {
 		for i := start - 1; i >= 0; i-- {
@@ -204,11 +191,7 @@ func (w *Workspace) Lines(name string, start, end int) (text string, total int, 
 		return "", 0, err
 	}
 	defer w.mu.Unlock()
-	clean, resolved, err := w.locate(name, false)
-	if err != nil {
-		return "", 0, err
-	}
-	f, fi, err := w.openRegular(clean, resolved)
+	clean, f, fi, err := w.openRead(name, false, "file", notRegular)
 	if err != nil {
 		return "", 0, err
 	}

@@ -472,10 +472,11 @@ func TestBadInputKeepsSessionAlive(t *testing.T) {
 			want string
 		}{
 			{"read_file", map[string]any{"file_name": "nope.py"}, "does not exist"},
-			{"read_file", map[string]any{}, "file_name"},
-			{"read_file", map[string]any{"file_name": 42}, "file_name"},
-			{"read_file", map[string]any{"filename": "train.py"}, "filename"},
-			{"inspect_script_lines", map[string]any{"script_name": "train.py", "start_line_number": "one", "end_line_number": 2}, "start_line_number"},
+			{"read_file", map[string]any{}, `missing required argument "file_name"`},
+			{"read_file", map[string]any{"file_name": 42}, `argument "file_name" must be a string`},
+			{"read_file", map[string]any{"filename": "train.py"}, `unknown argument "filename"; this tool takes file_name, offset, limit`},
+			{"edit_script", map[string]any{"script_name": "train.py", "old_text": "x"}, `missing required argument "new_text"`},
+			{"inspect_script_lines", map[string]any{"script_name": "train.py", "start_line_number": "one", "end_line_number": 2}, `argument "start_line_number" must be an integer`},
 			{"inspect_script_lines", map[string]any{"script_name": "train.py", "start_line_number": 1, "end_line_number": 500}, "100"},
 			{"edit_script", map[string]any{"script_name": "train.py", "old_text": "not there", "new_text": "x"}, "not found"},
 			{"edit_script", map[string]any{"script_name": "train.py", "new_text": "x"}, "old_text"},
