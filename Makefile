@@ -48,7 +48,7 @@ test: deps
 # sized so the ratios are stable on a 2-core machine.
 bench: deps
 	$(GO) test -run '^$$' -bench 'ToolCall' -benchtime 500x ./server
-	$(GO) test -run '^$$' -bench 'HTTPCalls' -benchtime 10000x ./server
+	$(GO) test -run '^$$' -bench 'HTTPCalls|Handler' -benchtime 10000x ./server
 	$(GO) test -run '^$$' -bench . -benchtime 40x ./sandbox/docker
 	$(GO) test -run '^$$' -bench . -benchtime 200x ./runlog
 

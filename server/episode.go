@@ -91,13 +91,13 @@ func (s *Server) startEpisode(ctx context.Context, task *tasks.Task) (*episode, 
 			s.mu.Unlock()
 			return ep, nil
 		}
-		wait, busy := s.starting[key]
+		p, busy := s.starting[key]
 		if !busy {
 			break // and create it, still holding the lock
 		}
 		s.mu.Unlock()
 		select {
-		case <-wait:
+		case <-p.done:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -106,29 +106,42 @@ func (s *Server) startEpisode(ctx context.Context, task *tasks.Task) (*episode, 
 		s.mu.Unlock()
 		return nil, fmt.Errorf("the server is at its limit of %d concurrent sessions: try again later", s.opts.Capacity.max)
 	}
-	done := make(chan struct{})
-	s.starting[key] = done
+	p := &pending{done: make(chan struct{})}
+	s.starting[key] = p
 	s.mu.Unlock()
 
 	ep, err := s.newEpisode(ctx, clientName(cs), task)
 
 	s.mu.Lock()
 	delete(s.starting, key)
-	close(done)
+	close(p.done)
 	if err != nil {
 		s.mu.Unlock()
 		s.opts.Capacity.release()
 		return nil, err
 	}
 	s.opts.Metrics.sessionStarted()
-	if s.closed {
+	switch {
+	case s.closed:
 		s.mu.Unlock()
 		ep.close(stoppedReason)
 		return nil, errors.New("the server is shutting down")
+	case p.ended != "":
+		// The session ended while its sandbox was being made: nobody
+		// will call again to find it, so it goes now.
+		s.mu.Unlock()
+		ep.close(p.ended)
+		return nil, errors.New("the session ended before its sandbox was ready")
 	}
 	s.episodes[key] = ep
 	s.mu.Unlock()
 	return ep, nil
+}
+
+// pending is an episode being created.
+type pending struct {
+	done  chan struct{} // closed when creation is over
+	ended string        // why the session ended meanwhile, if it did
 }
 
 // clientName is the client's name/version from initialize, for result.json.

@@ -73,8 +73,8 @@ type Server struct {
 	stopping, stdio atomic.Bool
 
 	mu       sync.Mutex
-	episodes map[string]*episode      // by MCP session id
-	starting map[string]chan struct{} // sessions whose episode is being created
+	episodes map[string]*episode // by MCP session id
+	starting map[string]*pending // sessions whose episode is being created
 	closed   bool
 }
 
@@ -88,7 +88,7 @@ func New(opts Options) (*Server, error) {
 		log:      opts.Logger,
 		stop:     make(chan struct{}),
 		episodes: map[string]*episode{},
-		starting: map[string]chan struct{}{},
+		starting: map[string]*pending{},
 	}
 	instructions, err := s.instructions()
 	if err != nil {
@@ -207,6 +207,9 @@ func (s *Server) endSession(id, reason string) {
 	s.mu.Lock()
 	ep := s.episodes[id]
 	delete(s.episodes, id)
+	if p := s.starting[id]; p != nil {
+		p.ended = reason
+	}
 	s.mu.Unlock()
 	if ep != nil {
 		ep.close(reason)

@@ -2,7 +2,11 @@ package server
 
 import (
 	"context"
+	"errors"
 	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +18,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mlab/mlab/eval"
+	"github.com/mlab/mlab/runlog"
+	"github.com/mlab/mlab/sandbox"
 	"github.com/mlab/mlab/sandbox/local"
 	"github.com/mlab/mlab/tasks"
 )
@@ -164,5 +170,82 @@ func TestMergeBudgets(t *testing.T) {
 				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// gatedProvider holds every Create until release is closed, and says on
+// entered when one has begun.
+type gatedProvider struct {
+	sandbox.Provider
+	entered chan sandbox.Spec
+	release chan struct{}
+	made    chan sandbox.Sandbox
+}
+
+func (p *gatedProvider) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbox, error) {
+	p.entered <- spec
+	<-p.release
+	sb, err := p.Provider.Create(ctx, spec)
+	if err == nil {
+		p.made <- sb
+	}
+	return sb, err
+}
+
+// A client that goes away while its sandbox is still being made must not
+// leave that sandbox behind until the idle timeout.
+func TestSessionEndsWhileSandboxIsMade(t *testing.T) {
+	lp, err := local.New(context.Background(), local.Options{Root: t.TempDir(), Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &gatedProvider{Provider: lp, entered: make(chan sandbox.Spec, 1), release: make(chan struct{}), made: make(chan sandbox.Sandbox, 1)}
+	scorer := &eval.Scorer{Provider: p, Python: "/usr/bin/python3"}
+	task := fixture(t)
+	runs := t.TempDir()
+	g, err := NewGateway(Options{
+		Catalog: tasks.NewCatalog(nil, taskRoot(task), t.TempDir()), Provider: p, Scorer: scorer,
+		Baselines: &eval.Baselines{Scorer: scorer, CacheDir: t.TempDir()}, RunsDir: runs, Logger: zerolog.Nop(),
+	}, HTTPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(context.Background())
+	hs := httptest.NewServer(g)
+	defer hs.Close()
+
+	s, err := dialRaw(hs.Client(), hs.URL+"/tasks/t/mcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	called := make(chan error, 1)
+	go func() { called <- s.call(callBody(mlabCalls[0])) }()
+	<-p.entered
+	req, _ := http.NewRequest(http.MethodDelete, s.url, nil)
+	req.Header.Set("Mcp-Session-Id", s.id)
+	req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	resp, err := hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	close(p.release)
+	sb := <-p.made
+	if err := <-called; err == nil {
+		t.Error("the call of an ended session succeeded")
+	}
+	if _, err := os.Stat(sb.Workspace()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("sandbox workspace still there: %v", err)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(runs, "*"))
+	if len(dirs) != 1 {
+		t.Fatalf("run dirs: %v", dirs)
+	}
+	r, err := runlog.ReadResult(dirs[0])
+	if err != nil || r.Status != runlog.StatusAborted {
+		t.Errorf("result %+v (%v), want aborted", r, err)
+	}
+	if n := g.endpoints["t"].srv.episodeCount(); n != 0 {
+		t.Errorf("%d episodes left", n)
 	}
 }

@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -70,9 +71,10 @@ func tool[T any](name, description string, kind int, lookup Lookup, h handler[T]
 		mcp.WithInputSchema[T](),
 		mcp.WithToolAnnotation(annotations(kind)),
 	)
+	spec := argSpecOf(reflect.TypeFor[T]())
 	return server.ServerTool{Tool: def, Handler: func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		var args T
-		if err := Bind(req, &args); err != nil {
+		if err := spec.bind(req, &args); err != nil {
 			return mcp.NewToolResultError(fmt.Sprintf("invalid arguments for %s: %v", name, err)), nil
 		}
 		s, err := lookup(ctx)
@@ -106,6 +108,32 @@ func tool[T any](name, description string, kind int, lookup Lookup, h handler[T]
 // missing one, or one of the wrong type. It stands in for validating against
 // the JSON Schema, which costs several times more on every call.
 func Bind(req mcp.CallToolRequest, target any) error {
+	return argSpecOf(reflect.TypeOf(target).Elem()).bind(req, target)
+}
+
+// argSpec is what an argument struct accepts.
+type argSpec struct {
+	names []string
+	// required holds the indexes of the fields without omitempty.
+	required []int
+}
+
+func argSpecOf(t reflect.Type) argSpec {
+	var s argSpec
+	for i := range t.NumField() {
+		name, opts, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		s.names = append(s.names, name)
+		if !slices.Contains(strings.Split(opts, ","), "omitempty") {
+			s.required = append(s.required, i)
+		}
+	}
+	return s
+}
+
+func (s argSpec) bind(req mcp.CallToolRequest, target any) error {
 	raw := req.Params.RawArguments
 	if len(raw) == 0 {
 		b, err := json.Marshal(req.Params.Arguments)
@@ -114,34 +142,28 @@ func Bind(req mcp.CallToolRequest, target any) error {
 		}
 		raw = b
 	}
+	// The common case, well-formed arguments with every required one set,
+	// costs one decode; the rest is for saying exactly what is wrong.
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if dec.Decode(target) == nil && s.requiredSet(target) {
+		return nil
+	}
 	var given map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &given); err != nil {
 		return errors.New("arguments must be a JSON object")
 	}
-	t := reflect.TypeOf(target).Elem()
-	var names, required []string
-	for i := range t.NumField() {
-		name, opts, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		if name == "" || name == "-" {
-			continue
-		}
-		names = append(names, name)
-		if !slices.Contains(strings.Split(opts, ","), "omitempty") {
-			required = append(required, name)
-		}
-	}
 	for _, name := range slices.Sorted(maps.Keys(given)) {
-		if !slices.Contains(names, name) {
-			return fmt.Errorf("unknown argument %q; this tool takes %s", name, strings.Join(names, ", "))
+		if !slices.Contains(s.names, name) {
+			return fmt.Errorf("unknown argument %q; this tool takes %s", name, strings.Join(s.names, ", "))
 		}
 	}
-	for _, name := range required {
+	t := reflect.TypeOf(target).Elem()
+	for _, i := range s.required {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
 		if v, ok := given[name]; !ok || string(v) == "null" {
 			return fmt.Errorf("missing required argument %q", name)
 		}
-	}
-	if len(given) == 0 {
-		return nil
 	}
 	if err := json.Unmarshal(raw, target); err != nil {
 		var te *json.UnmarshalTypeError
@@ -151,6 +173,18 @@ func Bind(req mcp.CallToolRequest, target any) error {
 		return err
 	}
 	return nil
+}
+
+// requiredSet reports whether every required field of the decoded target
+// is non-zero; a zero one may have been left out.
+func (s argSpec) requiredSet(target any) bool {
+	v := reflect.ValueOf(target).Elem()
+	for _, i := range s.required {
+		if v.Field(i).IsZero() {
+			return false
+		}
+	}
+	return true
 }
 
 func kindName(t reflect.Type) string {
