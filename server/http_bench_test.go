@@ -9,9 +9,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,7 +70,9 @@ func BenchmarkHTTPCalls(b *testing.B) {
 
 // BenchmarkHandler measures the server alone: requests go straight to the
 // handler, with no network and no client, so ns/op is the server's own cost
-// of one call, beside the bare server's in the same run.
+// of one call, beside the bare server's in the same run. floor/read_file is
+// the bare server with a tool that does only the file I/O read_file cannot
+// avoid: what any implementation would pay here.
 func BenchmarkHandler(b *testing.B) {
 	g := benchGateway(b)
 	for _, c := range []struct {
@@ -77,6 +82,7 @@ func BenchmarkHandler(b *testing.B) {
 		call sdk.CallToolParams
 	}{
 		{"bare/noop", bareServer(), "/mcp", bareCalls[0]},
+		{"floor/read_file", floorServer(b), "/mcp", sdk.CallToolParams{Name: "read", Arguments: map[string]any{}}},
 		{"mlab/list_files", g, "/tasks/t/mcp", mlabCalls[0]},
 		{"mlab/read_file", g, "/tasks/t/mcp", mlabCalls[1]},
 	} {
@@ -135,6 +141,46 @@ func bareServer() http.Handler {
 	})
 	return mcpserver.NewStreamableHTTPServer(s,
 		mcpserver.WithStreamableHTTPProtocolVersions(mcp.ProtocolVersion20251125, mcp.ProtocolVersion20250618, mcp.ProtocolVersion20250326))
+}
+
+// floorServer is bareServer with a tool that opens a small file through an
+// os.Root, stats, reads and closes it, and appends a trace line to a file.
+func floorServer(b *testing.B) http.Handler {
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "small.txt"), []byte("hello\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	trace, err := os.OpenFile(filepath.Join(dir, "trace.jsonl"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { root.Close(); trace.Close() })
+	line := []byte(`{"step":1,"tool":"read_file","arguments":{"file_name":"small.txt"},"result":"hello"}` + "\n")
+	s := mcpserver.NewMCPServer("floor", "1")
+	s.AddTool(mcp.NewTool("read"), func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		f, err := root.OpenFile("small.txt", os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		buf := make([]byte, fi.Size())
+		if _, err := f.ReadAt(buf, 0); err != nil {
+			return nil, err
+		}
+		if _, err := trace.Write(line); err != nil {
+			return nil, err
+		}
+		return mcp.NewToolResultText(string(buf)), nil
+	})
+	return mcpserver.NewStreamableHTTPServer(s, mcpserver.WithStreamableHTTPProtocolVersions(mcp.ProtocolVersion20251125))
 }
 
 // serverTimes records how long the server takes over each POST.
