@@ -110,7 +110,13 @@ func listFiles(_ context.Context, s *Session, _ mcp.CallToolRequest, a listFiles
 			fmt.Fprintf(&b, "%s (%s)\n", e.Name, e.Type)
 		}
 	}
-	return b.String(), map[string]any{"dir_path": dir, "entries": entries}, nil
+	return b.String(), listing{dir, entries}, nil
+}
+
+// listing is list_files' structured content.
+type listing struct {
+	DirPath string  `json:"dir_path"`
+	Entries []Entry `json:"entries"`
 }
 
 func readFile(_ context.Context, s *Session, _ mcp.CallToolRequest, a readFileArgs) (string, any, error) {

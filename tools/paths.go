@@ -237,41 +237,50 @@ const nonblock = syscall.O_NONBLOCK
 func (w *Workspace) openRegular(clean, resolved string) (*os.File, fs.FileInfo, error) {
 	f, err := w.root.OpenFile(resolved, os.O_RDONLY|nonblock, 0)
 	if err != nil {
-		return nil, nil, w.openErr("file", clean, resolved, err)
+		return nil, nil, w.openErr(clean, resolved, err, false)
 	}
-	return checked(f, clean, notRegular)
+	return checkRegular(f, clean)
 }
 
-// openRead opens the agent's path name for reading, as a file or directory
-// that check accepts, and returns its clean form. The common case costs one
-// openat through the root, which itself keeps to the workspace; only when
-// that fails is the path resolved link by link, which also follows absolute
-// links that stay inside the workspace and says precisely what is wrong.
-func (w *Workspace) openRead(name string, allowEmpty bool, noun string,
-	check func(string, fs.FileInfo) error) (string, *os.File, fs.FileInfo, error) {
-	clean, err := w.cleanPath(name, allowEmpty)
+// openRead opens the agent's path name for reading, a directory if dir or
+// else a regular file, and returns its clean form and, for a file, its
+// FileInfo. The common case costs one openat through the root, which itself
+// keeps to the workspace; only when that fails is the path resolved link by
+// link, which also follows absolute links that stay inside the workspace and
+// says precisely what is wrong.
+func (w *Workspace) openRead(name string, dir bool) (string, *os.File, fs.FileInfo, error) {
+	clean, err := w.cleanPath(name, dir)
 	if err != nil {
 		return "", nil, nil, err
 	}
-	f, err := w.root.OpenFile(clean, os.O_RDONLY|nonblock, 0)
+	flag := os.O_RDONLY | nonblock
+	if dir {
+		// The kernel checks the type, so no fstat is needed.
+		flag |= syscall.O_DIRECTORY
+	}
+	f, err := w.root.OpenFile(clean, flag, 0)
 	if err != nil {
 		resolved, rerr := w.resolve(clean)
 		if rerr != nil {
 			return "", nil, nil, rerr
 		}
-		if f, err = w.root.OpenFile(resolved, os.O_RDONLY|nonblock, 0); err != nil {
-			return "", nil, nil, w.openErr(noun, clean, resolved, err)
+		if f, err = w.root.OpenFile(resolved, flag, 0); err != nil {
+			return "", nil, nil, w.openErr(clean, resolved, err, dir)
 		}
 	}
-	f, fi, err := checked(f, clean, check)
+	if dir {
+		return clean, f, nil, nil
+	}
+	f, fi, err := checkRegular(f, clean)
 	return clean, f, fi, err
 }
 
-// checked returns f and its FileInfo if check accepts it, and closes it if not.
-func checked(f *os.File, clean string, check func(string, fs.FileInfo) error) (*os.File, fs.FileInfo, error) {
+// checkRegular returns f and its FileInfo if it is a regular file, and
+// closes it if not.
+func checkRegular(f *os.File, clean string) (*os.File, fs.FileInfo, error) {
 	fi, err := f.Stat()
 	if err == nil {
-		err = check(clean, fi)
+		err = notRegular(clean, fi)
 	}
 	if err != nil {
 		f.Close()
@@ -280,12 +289,17 @@ func checked(f *os.File, clean string, check func(string, fs.FileInfo) error) (*
 	return f, fi, nil
 }
 
-// openErr explains a failed open: a socket, say, cannot be opened at all,
-// and is better named than its errno.
-func (w *Workspace) openErr(noun, clean, resolved string, err error) error {
+// openErr explains a failed open of what should be a directory (dir) or a
+// regular file: a file where a directory was wanted, or a socket, which
+// cannot be opened at all, is better named than by its errno.
+func (w *Workspace) openErr(clean, resolved string, err error, dir bool) error {
+	noun, check := "file", notRegular
+	if dir {
+		noun, check = "directory", notDir
+	}
 	if fi, serr := w.root.Stat(resolved); serr == nil {
-		if nerr := notRegular(clean, fi); nerr != nil && !fi.IsDir() {
-			return nerr
+		if cerr := check(clean, fi); cerr != nil {
+			return cerr
 		}
 	}
 	return w.fsErr(noun, clean, err)

@@ -25,7 +25,7 @@ func (w *Workspace) List(dir string) ([]Entry, error) {
 		return nil, err
 	}
 	defer w.mu.Unlock()
-	clean, f, _, err := w.openRead(dir, true, "directory", notDir)
+	clean, f, _, err := w.openRead(dir, true)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +96,7 @@ func (w *Workspace) Read(name string, offset, limit int64) (ReadResult, error) {
 	if limit <= 0 || limit > MaxRead {
 		limit = MaxRead
 	}
-	clean, f, fi, err := w.openRead(name, false, "file", notRegular)
+	clean, f, fi, err := w.openRead(name, false)
 	if err != nil {
 		return ReadResult{}, err
 	}
@@ -191,7 +191,7 @@ func (w *Workspace) Lines(name string, start, end int) (text string, total int, 
 		return "", 0, err
 	}
 	defer w.mu.Unlock()
-	clean, f, fi, err := w.openRead(name, false, "file", notRegular)
+	clean, f, fi, err := w.openRead(name, false)
 	if err != nil {
 		return "", 0, err
 	}

@@ -213,6 +213,7 @@ func TestSymlinksInside(t *testing.T) {
 	mustLink("src", "code")
 	mustLink("../src/train.py", "src2")                       // relative to the root: leads outside
 	mustLink(filepath.Join(dir, "src", "train.py"), "abs.py") // absolute, but inside
+	mustLink(filepath.Join(dir, "src"), "abscode")
 	mustLink("data", "d")
 	mustLink("data/x.csv", "x.csv")
 	mustLink("new/thing.txt", "dangling")
@@ -227,9 +228,11 @@ func TestSymlinksInside(t *testing.T) {
 	if _, err := w.Read("src2", 0, 0); err == nil {
 		t.Fatal("link to ../src/train.py from the root must resolve outside")
 	}
-	entries, err := w.List("code")
-	if err != nil || len(entries) != 1 || entries[0].Name != "train.py" {
-		t.Fatalf("List(code) = %+v, %v", entries, err)
+	for _, name := range []string{"code", "abscode"} {
+		entries, err := w.List(name)
+		if err != nil || len(entries) != 1 || entries[0].Name != "train.py" {
+			t.Fatalf("List(%s) = %+v, %v", name, entries, err)
+		}
 	}
 	// Writing through a link writes the target, and undo finds its history.
 	if err := w.Write("code/train.py", "print(2)\n"); err != nil {

@@ -250,7 +250,14 @@ func TestToolsHappyPath(t *testing.T) {
 	eachBackend(t, func(t *testing.T, backend string) {
 		h := start(t, backend, "fixture")
 		h.mustOK(t, "list_files", map[string]any{}, "train.py")
-		h.mustOK(t, "list_files", map[string]any{"dir_path": "lib"}, "util.py")
+		res, err := h.cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "list_files", Arguments: map[string]any{"dir_path": "lib"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Clients that read structured content get the same listing.
+		if got, _ := json.Marshal(res.StructuredContent); string(got) != `{"dir_path":"lib","entries":[{"name":"util.py","size":6,"type":"file"}]}` {
+			t.Errorf("list_files structured content = %s", got)
+		}
 		h.mustOK(t, "read_file", map[string]any{"file_name": "data.csv"}, "a,b\n1,2")
 		h.mustOK(t, "write_file", map[string]any{"file_name": "new/model.py", "content": "A = 1\nB = 2\nC = 3\n"}, "wrote new/model.py")
 		h.mustOK(t, "append_file", map[string]any{"file_name": "new/model.py", "content": "D = 4\n"}, "appended")
