@@ -242,9 +242,9 @@ func (w *Workspace) openRegular(clean, resolved string) (*os.File, fs.FileInfo, 
 	return checkRegular(f, clean)
 }
 
-// openRead opens the agent's path name for reading, a directory if dir or
-// else a regular file, and returns its clean form and, for a file, its
-// FileInfo. The common case costs one openat through the root, which itself
+// openRead opens the agent's path name for reading, a directory if dir ("" is
+// then the workspace root) or else a regular file, and returns its clean form
+// and, for a file, its FileInfo. The common case costs one openat through the root, which itself
 // keeps to the workspace; only when that fails is the path resolved link by
 // link, which also follows absolute links that stay inside the workspace and
 // says precisely what is wrong.
