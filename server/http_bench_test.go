@@ -24,7 +24,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mlab/mlab/eval"
-	"github.com/mlab/mlab/sandbox/local"
+	"github.com/mlab/mlab/sandbox"
 	"github.com/mlab/mlab/tasks"
 )
 
@@ -106,26 +106,28 @@ func BenchmarkHandler(b *testing.B) {
 }
 
 func benchGateway(b *testing.B) *Gateway {
-	task := fixture(b)
-	p, err := local.New(context.Background(), local.Options{Root: b.TempDir(), Logger: zerolog.Nop()})
-	if err != nil {
-		b.Fatal(err)
-	}
+	return testGateway(b, localProvider(b), b.TempDir())
+}
+
+// testGateway serves the fixture task at /tasks/t/ with provider p,
+// recording runs in runsDir, with budgets no test reaches.
+func testGateway(tb testing.TB, p sandbox.Provider, runsDir string) *Gateway {
+	task := fixture(tb)
 	scorer := &eval.Scorer{Provider: p, Python: "/usr/bin/python3"}
 	g, err := NewGateway(Options{
-		Catalog:   tasks.NewCatalog(nil, taskRoot(task), b.TempDir()),
+		Catalog:   tasks.NewCatalog(nil, taskRoot(task), tb.TempDir()),
 		Provider:  p,
 		Scorer:    scorer,
-		Baselines: &eval.Baselines{Scorer: scorer, CacheDir: b.TempDir()},
-		RunsDir:   b.TempDir(),
+		Baselines: &eval.Baselines{Scorer: scorer, CacheDir: tb.TempDir()},
+		RunsDir:   runsDir,
 		Budgets:   tasks.Budgets{MaxSteps: 1 << 30},
 		Metrics:   NewMetrics(nil),
 		Logger:    zerolog.Nop(),
 	}, HTTPOptions{})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { g.Close(context.Background()) })
+	tb.Cleanup(func() { g.Close(context.Background()) })
 	return g
 }
 
@@ -356,7 +358,13 @@ func callBody(c sdk.CallToolParams) []byte {
 }
 
 func (s *rawSession) post(body []byte) (*http.Response, error) {
-	req, err := http.NewRequest(http.MethodPost, s.url, bytes.NewReader(body))
+	return s.send(http.MethodPost, body)
+}
+
+// send makes a request of the session, with the headers streamable HTTP
+// asks for.
+func (s *rawSession) send(method string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequest(method, s.url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}

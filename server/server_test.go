@@ -48,6 +48,16 @@ func fixture(tb testing.TB) *tasks.Task {
 	return task
 }
 
+// localProvider is a local sandbox backend in a temporary folder.
+func localProvider(tb testing.TB) *local.Provider {
+	tb.Helper()
+	p, err := local.New(context.Background(), local.Options{Root: tb.TempDir(), Logger: zerolog.Nop()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
 // connect serves opts over in-memory pipes with the stdio transport and
 // returns a go-sdk client session to it.
 func connect(tb testing.TB, opts Options) (*Server, *mcp.ClientSession) {
@@ -57,11 +67,7 @@ func connect(tb testing.TB, opts Options) (*Server, *mcp.ClientSession) {
 		opts.Task = fixture(tb)
 	}
 	if opts.Provider == nil {
-		p, err := local.New(ctx, local.Options{Root: tb.TempDir(), Logger: zerolog.Nop()})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		opts.Provider = p
+		opts.Provider = localProvider(tb)
 	}
 	opts.Scorer = &eval.Scorer{Provider: opts.Provider, Python: "/usr/bin/python3"}
 	opts.Baselines = &eval.Baselines{Scorer: opts.Scorer, CacheDir: tb.TempDir()}
@@ -195,22 +201,9 @@ func (p *gatedProvider) Create(ctx context.Context, spec sandbox.Spec) (sandbox.
 // A client that goes away while its sandbox is still being made must not
 // leave that sandbox behind until the idle timeout.
 func TestSessionEndsWhileSandboxIsMade(t *testing.T) {
-	lp, err := local.New(context.Background(), local.Options{Root: t.TempDir(), Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &gatedProvider{Provider: lp, entered: make(chan sandbox.Spec, 1), release: make(chan struct{}), made: make(chan sandbox.Sandbox, 1)}
-	scorer := &eval.Scorer{Provider: p, Python: "/usr/bin/python3"}
-	task := fixture(t)
+	p := &gatedProvider{Provider: localProvider(t), entered: make(chan sandbox.Spec, 1), release: make(chan struct{}), made: make(chan sandbox.Sandbox, 1)}
 	runs := t.TempDir()
-	g, err := NewGateway(Options{
-		Catalog: tasks.NewCatalog(nil, taskRoot(task), t.TempDir()), Provider: p, Scorer: scorer,
-		Baselines: &eval.Baselines{Scorer: scorer, CacheDir: t.TempDir()}, RunsDir: runs, Logger: zerolog.Nop(),
-	}, HTTPOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close(context.Background())
+	g := testGateway(t, p, runs)
 	hs := httptest.NewServer(g)
 	defer hs.Close()
 
@@ -221,10 +214,7 @@ func TestSessionEndsWhileSandboxIsMade(t *testing.T) {
 	called := make(chan error, 1)
 	go func() { called <- s.call(callBody(mlabCalls[0])) }()
 	<-p.entered
-	req, _ := http.NewRequest(http.MethodDelete, s.url, nil)
-	req.Header.Set("Mcp-Session-Id", s.id)
-	req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
-	resp, err := hs.Client().Do(req)
+	resp, err := s.send(http.MethodDelete, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
