@@ -113,9 +113,13 @@ func Bind(req mcp.CallToolRequest, target any) error {
 
 // argSpec is what an argument struct accepts.
 type argSpec struct {
-	names []string
-	// required holds the indexes of the fields without omitempty.
-	required []int
+	names    []string
+	required []requiredField // the fields without omitempty
+}
+
+type requiredField struct {
+	name  string
+	index int
 }
 
 func argSpecOf(t reflect.Type) argSpec {
@@ -127,7 +131,7 @@ func argSpecOf(t reflect.Type) argSpec {
 		}
 		s.names = append(s.names, name)
 		if !slices.Contains(strings.Split(opts, ","), "omitempty") {
-			s.required = append(s.required, i)
+			s.required = append(s.required, requiredField{name, i})
 		}
 	}
 	return s
@@ -158,11 +162,9 @@ func (s argSpec) bind(req mcp.CallToolRequest, target any) error {
 			return fmt.Errorf("unknown argument %q; this tool takes %s", name, strings.Join(s.names, ", "))
 		}
 	}
-	t := reflect.TypeOf(target).Elem()
-	for _, i := range s.required {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		if v, ok := given[name]; !ok || string(v) == "null" {
-			return fmt.Errorf("missing required argument %q", name)
+	for _, f := range s.required {
+		if v, ok := given[f.name]; !ok || string(v) == "null" {
+			return fmt.Errorf("missing required argument %q", f.name)
 		}
 	}
 	if err := json.Unmarshal(raw, target); err != nil {
@@ -179,8 +181,8 @@ func (s argSpec) bind(req mcp.CallToolRequest, target any) error {
 // is non-zero; a zero one may have been left out.
 func (s argSpec) requiredSet(target any) bool {
 	v := reflect.ValueOf(target).Elem()
-	for _, i := range s.required {
-		if v.Field(i).IsZero() {
+	for _, f := range s.required {
+		if v.Field(f.index).IsZero() {
 			return false
 		}
 	}
