@@ -194,3 +194,9 @@ func ChownTree(dir string, uid, gid int) error {
 
 // ErrClosed is returned by Exec on a sandbox that has been closed.
 var ErrClosed = errors.New("sandbox is closed")
+
+// ErrGone is returned (wrapped) by Exec when the sandbox died under its
+// user: its container or jail is no longer running, so no later call can
+// succeed either. Backends return it only after checking that the sandbox
+// itself is down, never for a failure of one process.
+var ErrGone = errors.New("the sandbox is gone")

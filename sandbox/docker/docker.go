@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -110,14 +112,42 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	if opts.CPUs <= 0 {
 		opts.CPUs = DefaultCPUs
 	}
-	if err := os.MkdirAll(opts.Root, 0o711); err != nil {
-		return nil, fmt.Errorf("create workspace root %s: %w", opts.Root, err)
+	if err := privateRoot(opts.Root); err != nil {
+		return nil, err
 	}
 	p := &Provider{opts: opts, server: proc.Self(), quota: os.Geteuid() == 0}
 	if !p.quota {
 		opts.Logger.Warn().Msg("not running as root: docker workspaces have no size quota")
 	}
 	return p, nil
+}
+
+// privateRoot creates the workspace root, or checks the one that is there,
+// so that only the server's user may enter it: the engine (root) needs no
+// access to bind mount a workspace, and the agent reaches it only through the
+// mount. A root that someone else owns or that is a link is refused, since
+// its owner could read every workspace under it.
+func privateRoot(dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return fmt.Errorf("create parent of workspace root %s: %w", dir, err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("create workspace root %s: %w", dir, err)
+	}
+	info, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("workspace root: %w", err)
+	}
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !info.IsDir() || !ok || int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("workspace root %s is not a directory owned by this user", dir)
+	}
+	if info.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("make workspace root %s private: %w", dir, err)
+		}
+	}
+	return nil
 }
 
 // Name implements sandbox.Provider.
@@ -151,7 +181,42 @@ func (p *Provider) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandb
 		s.Close()
 		return nil, fmt.Errorf("start container %s: %w", shortID(s.id), err)
 	}
+	c, err := p.opts.Client.ContainerInspect(cctx, s.id)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("inspect container %s: %w", shortID(s.id), err)
+	}
+	if c.State != nil {
+		s.initPid = c.State.Pid
+	}
+	if p.quota { // that is, as root
+		if err := s.findCgroup(); err != nil {
+			p.opts.Logger.Warn().Err(err).Str("container", shortID(s.id)).
+				Msg("no cgroup per exec: execs in this sandbox take turns, and leftovers are found by user")
+		}
+	}
 	return s, nil
+}
+
+// findCgroup locates the container's cgroup and checks that the server may
+// create the per-exec cgroups in it.
+func (s *Sandbox) findCgroup() error {
+	if s.initPid <= 0 {
+		return errors.New("container has no init process")
+	}
+	dir, v2, err := cgroupOf("/proc", s.initPid)
+	if err != nil {
+		return err
+	}
+	g, err := newExecGroup(dir, v2, 0)
+	if err != nil {
+		return err
+	}
+	if err := g.kill(); err != nil {
+		return err
+	}
+	s.cgroup, s.cgroupV2 = dir, v2
+	return nil
 }
 
 // containerConfig is every setting of a session container, in one place.
@@ -163,9 +228,13 @@ func (p *Provider) containerConfig(spec sandbox.Spec, l sandbox.Limits, ws strin
 		image = spec.Image
 	}
 	cfg := &container.Config{
-		Image:           image,
-		Cmd:             []string{"sleep", "infinity"},
-		User:            fmt.Sprintf("%d:%d", agentUID, agentGID),
+		Image: image,
+		Cmd:   []string{"sleep", "infinity"},
+		// The container's own processes (init and this keeper) run as root,
+		// without capabilities, so that no process of the agent's user can
+		// signal them and take the container down; every exec runs as the
+		// agent (agentUser).
+		User:            "0:0",
 		WorkingDir:      MountPoint,
 		Env:             baseEnv(spec.GPUs),
 		Hostname:        "sandbox",
@@ -236,6 +305,17 @@ type Sandbox struct {
 	quota  bool
 	limits sandbox.Limits
 
+	// cgroup is the container's cgroup directory on the host, under which
+	// each exec gets its own (see cgroup.go); "" when the server may not
+	// write it, and then serial makes execs take turns.
+	cgroup   string
+	cgroupV2 bool
+	// initPid is the host PID of the container's init, which tells a dead
+	// container before the engine has noticed.
+	initPid int
+	execSeq atomic.Int64
+	serial  sync.Mutex
+
 	mu       sync.Mutex
 	closed   bool
 	oomKills int64 // the cgroup's oom_kill count at the last check
@@ -284,7 +364,9 @@ func isRemovalInProgress(err error) bool {
 // prepareWorkspace mounts the quota tmpfs (as root) and fills the workspace.
 func (s *Sandbox) prepareWorkspace(ctx context.Context, size int64, files string) error {
 	if s.quota {
-		opts := fmt.Sprintf("size=%d,mode=0755,uid=%d,gid=%d", size, agentUID, agentGID)
+		// Private to the sandbox user: the host's other users must not read a
+		// workspace, whose answers an eval may hold.
+		opts := fmt.Sprintf("size=%d,mode=0700,uid=%d,gid=%d", size, agentUID, agentGID)
 		if err := unix.Mount("tmpfs", s.ws, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 			return fmt.Errorf("mount workspace quota on %s: %w", s.ws, err)
 		}

@@ -58,7 +58,7 @@ func TestContainerConfig(t *testing.T) {
 			}
 			// The lock-down does not depend on GPUs.
 			if host.NetworkMode != "none" || !cfg.NetworkDisabled || !slices.Equal(host.CapDrop, []string{"ALL"}) ||
-				!slices.Contains(host.SecurityOpt, "no-new-privileges") || !host.ReadonlyRootfs || cfg.User != "1000:1000" ||
+				!slices.Contains(host.SecurityOpt, "no-new-privileges") || !host.ReadonlyRootfs || cfg.User != "0:0" ||
 				host.Memory != 1<<30 || host.MemorySwap != 1<<30 || host.PidsLimit == nil || *host.PidsLimit != 64 ||
 				host.NanoCPUs != 1.5e9 || !strings.Contains(host.Tmpfs["/tmp"], "size=1048576") ||
 				!slices.Equal(host.Binds, []string{"/ws/ws-1:/workspace:rw"}) {

@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
 
@@ -21,12 +23,21 @@ import (
 )
 
 // execProc is one running exec; killed tells our kill from the kernel's.
-// Docker starts every exec as the leader of a new session, so its process ID
-// is also the process group that holds the script's whole tree.
 type execProc struct {
 	execID string
+	group  *execGroup // nil without a cgroup of our own: see sweep
 	killed atomic.Bool
 }
+
+// agentUser is the user every exec runs as. The container's own processes
+// (init and its keeper) run as root, without capabilities, so that nothing
+// the agent runs can signal them and take the container down.
+var agentUser = fmt.Sprintf("%d:%d", agentUID, agentGID)
+
+// admitScript holds an exec back until the backend has moved it into its
+// cgroup: it reads one line (the go-ahead) from stdin, then becomes the
+// command. Without the go-ahead (stdin closed) it never runs the command.
+const admitScript = `read -r _ || exit 125; exec "$@"`
 
 // Exec implements sandbox.Sandbox.
 func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.ExecResult, error) {
@@ -40,6 +51,32 @@ func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.Ex
 		return sandbox.ExecResult{}, sandbox.ErrClosed
 	}
 	p := &execProc{}
+	opts := container.ExecOptions{
+		Cmd:          req.Args,
+		Env:          req.Env,
+		User:         agentUser,
+		WorkingDir:   path.Join(MountPoint, filepath.ToSlash(req.Dir)),
+		AttachStdin:  req.Stdin != nil,
+		AttachStdout: true,
+		AttachStderr: true,
+	}
+	if s.cgroup == "" {
+		// The leftovers of an exec are then found as every process of the
+		// agent's user, which would take another exec's too: execs take
+		// turns.
+		s.serial.Lock()
+		defer s.serial.Unlock()
+	} else {
+		g, err := newExecGroup(s.cgroup, s.cgroupV2, s.execSeq.Add(1))
+		if err != nil {
+			return sandbox.ExecResult{}, s.gone(err)
+		}
+		p.group = g
+		// Whatever happens below, nothing the exec started outlives it.
+		defer g.kill()
+		opts.Cmd = append([]string{"/bin/sh", "-c", admitScript, "sh"}, req.Args...)
+		opts.AttachStdin = true
+	}
 	if req.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
@@ -48,16 +85,9 @@ func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.Ex
 
 	actx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
-	created, err := s.api.ContainerExecCreate(actx, s.id, container.ExecOptions{
-		Cmd:          req.Args,
-		Env:          req.Env,
-		WorkingDir:   path.Join(MountPoint, filepath.ToSlash(req.Dir)),
-		AttachStdin:  req.Stdin != nil,
-		AttachStdout: true,
-		AttachStderr: true,
-	})
+	created, err := s.api.ContainerExecCreate(actx, s.id, opts)
 	if err != nil {
-		return sandbox.ExecResult{}, fmt.Errorf("create exec in %s: %w", shortID(s.id), err)
+		return sandbox.ExecResult{}, s.gone(fmt.Errorf("create exec in %s: %w", shortID(s.id), err))
 	}
 	p.execID = created.ID
 	start := time.Now()
@@ -65,15 +95,9 @@ func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.Ex
 	// API timeout.
 	conn, err := s.api.ContainerExecAttach(context.WithoutCancel(ctx), created.ID, container.ExecAttachOptions{})
 	if err != nil {
-		return sandbox.ExecResult{}, fmt.Errorf("start exec in %s: %w", shortID(s.id), err)
+		return sandbox.ExecResult{}, s.gone(fmt.Errorf("start exec in %s: %w", shortID(s.id), err))
 	}
 	defer conn.Close()
-	if req.Stdin != nil {
-		go func() {
-			io.Copy(conn.Conn, req.Stdin)
-			conn.CloseWrite()
-		}()
-	}
 
 	stdout := sandbox.NewCapture(s.limits.OutputBytes, req.Stdout)
 	stderr := sandbox.NewCapture(s.limits.OutputBytes, req.Stderr)
@@ -82,29 +106,48 @@ func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.Ex
 		stdcopy.StdCopy(stdout, stderr, conn.Reader)
 		close(copied)
 	}()
+	if p.group != nil {
+		admitted, err := s.admit(p, copied)
+		if err != nil {
+			return sandbox.ExecResult{}, s.gone(err)
+		}
+		if admitted {
+			conn.Conn.Write([]byte("\n"))
+		}
+		if req.Stdin == nil {
+			conn.CloseWrite()
+		}
+	}
+	if req.Stdin != nil {
+		go func() {
+			io.Copy(conn.Conn, req.Stdin)
+			conn.CloseWrite()
+		}()
+	}
 
 	timedOut := false
-	exited := s.waitExit(ctx, created.ID, copied)
+	var info container.ExecInspect
 	select {
-	case <-exited:
+	case r := <-s.waitExit(ctx, created.ID, copied):
+		info, err = r.info, r.err
 	case <-ctx.Done():
 		timedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
 		s.kill(p)
+		info, err = s.exitInfo(created.ID)
 	}
-	ictx, icancel := context.WithTimeout(context.Background(), apiTimeout)
-	defer icancel()
-	info, err := s.api.ContainerExecInspect(ictx, created.ID)
 	if err != nil {
-		return sandbox.ExecResult{}, fmt.Errorf("inspect exec in %s: %w", shortID(s.id), err)
+		return sandbox.ExecResult{}, s.gone(fmt.Errorf("inspect exec in %s: %w", shortID(s.id), err))
 	}
-	// Background children of a finished script die with it; then the
-	// output streams close.
-	s.killGroup(info.Pid, false)
-	conn.Close()
+	// Whatever the script left behind dies with it; then the output
+	// streams close.
+	if err := s.sweep(p, info.Pid); err != nil {
+		return sandbox.ExecResult{}, s.gone(err)
+	}
 	select {
 	case <-copied:
 	case <-time.After(2 * time.Second):
 	}
+	conn.Close()
 
 	res := sandbox.Streams(stdout, stderr)
 	res.Duration, res.TimedOut, res.ExitCode = time.Since(start), timedOut, info.ExitCode
@@ -112,38 +155,101 @@ func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.Ex
 		res.Signal = syscall.Signal(info.ExitCode - 128).String()
 	}
 	if res.Signal == syscall.SIGKILL.String() && !p.killed.Load() {
-		// Nobody but the kernel's OOM killer sends SIGKILL here.
+		// Nobody but the kernel's OOM killer sends SIGKILL here, unless
+		// the whole container went.
+		if s.initDead() {
+			if err := s.gone(nil); err != nil {
+				return sandbox.ExecResult{}, err
+			}
+		}
+		ictx, icancel := context.WithTimeout(context.Background(), apiTimeout)
 		res.OOM = s.oomKilled(ictx)
+		icancel()
 	}
 	return res, nil
 }
 
-// waitExit closes its result when the exec's main process has ended. The
-// output stream ending is the usual sign; polling covers a background child
-// that keeps the stream open after its parent is gone.
-func (s *Sandbox) waitExit(ctx context.Context, execID string, copied <-chan struct{}) <-chan struct{} {
-	done := make(chan struct{})
+// admit moves the exec's first process, held by admitScript, into its
+// cgroup. It reports false when the process ended before it could be seen
+// (docker could not start it), which leaves nothing to admit.
+func (s *Sandbox) admit(p *execProc, copied <-chan struct{}) (bool, error) {
+	// The engine answers the attach before it starts the process, so its
+	// PID shows up a moment later.
+	deadline := time.Now().Add(apiTimeout)
+	wait := 200 * time.Microsecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+		info, err := s.api.ContainerExecInspect(ctx, p.execID)
+		cancel()
+		if err != nil {
+			return false, fmt.Errorf("inspect exec in %s: %w", shortID(s.id), err)
+		}
+		if info.Pid > 0 {
+			return true, p.group.add(info.Pid)
+		}
+		select {
+		case <-copied:
+			return false, nil
+		default:
+		}
+		if time.Now().After(deadline) {
+			return false, fmt.Errorf("exec in %s did not start within %s", shortID(s.id), apiTimeout)
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 10*time.Millisecond)
+	}
+}
+
+type execExit struct {
+	info container.ExecInspect
+	err  error
+}
+
+// waitExit delivers the exec's state once its main process has ended. The
+// output stream ending is the usual sign, confirmed by one inspection;
+// polling covers a background child that keeps the stream open after its
+// parent is gone, and a parent that closed its streams but runs on.
+func (s *Sandbox) waitExit(ctx context.Context, execID string, copied <-chan struct{}) <-chan execExit {
+	done := make(chan execExit, 1)
 	go func() {
-		defer close(done)
 		t := time.NewTicker(500 * time.Millisecond)
 		defer t.Stop()
+		stream := copied
 		for {
 			select {
-			case <-copied:
-				return
+			case <-stream:
+				stream = nil
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				ictx, cancel := context.WithTimeout(ctx, apiTimeout)
-				info, err := s.api.ContainerExecInspect(ictx, execID)
-				cancel()
-				if err == nil && !info.Running {
-					return
-				}
+			}
+			ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), apiTimeout)
+			info, err := s.api.ContainerExecInspect(ictx, execID)
+			cancel()
+			// Before its start an exec is not running either, but has no
+			// PID; one that could not start at all closes its stream.
+			if err != nil || !info.Running && (info.Pid > 0 || stream == nil) {
+				done <- execExit{info, err}
+				return
 			}
 		}
 	}()
 	return done
+}
+
+// exitInfo inspects an exec that was just killed, waiting briefly for the
+// engine to notice its end, so that its exit code is the real one.
+func (s *Sandbox) exitInfo(execID string) (container.ExecInspect, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+		info, err := s.api.ContainerExecInspect(ctx, execID)
+		cancel()
+		if err != nil || !info.Running || time.Now().After(deadline) {
+			return info, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // isClosed reports whether Close has begun; removing the container then
@@ -154,15 +260,84 @@ func (s *Sandbox) isClosed() bool {
 	return s.closed
 }
 
+// kill stops a running exec with everything it started.
 func (s *Sandbox) kill(p *execProc) {
 	p.killed.Store(true)
+	if p.group != nil {
+		p.group.kill()
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
 	pid := 0
 	if info, err := s.api.ContainerExecInspect(ctx, p.execID); err == nil {
 		pid = info.Pid
 	}
-	s.killGroup(pid, true)
+	s.killGroup(pid)
+}
+
+// sweep kills what an ended exec left behind. With a cgroup of its own that
+// is everything in it. Without one, it is the exec's process group and then
+// every process of the agent's user: kill(-1) from a process of that user
+// reaches all of them but itself, and none of the container's own, which
+// belong to root (execs take turns then, so no other exec is hit).
+func (s *Sandbox) sweep(p *execProc, hostPid int) error {
+	if p.group != nil {
+		return p.group.kill()
+	}
+	s.killGroup(hostPid)
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	// Repeated: a process forking at the moment of the kill may add one
+	// the first signal missed.
+	if _, err := s.run(ctx, "kill -9 -1 2>/dev/null; kill -9 -1 2>/dev/null; kill -9 -1 2>/dev/null; true"); err != nil {
+		return fmt.Errorf("kill what the exec left in %s: %w", shortID(s.id), err)
+	}
+	return nil
+}
+
+// gone returns sandbox.ErrGone, with the state of the container, when the
+// container is no longer running, and err otherwise: an error of the engine
+// means something else only while the container still runs. The engine
+// learns of a dead init a moment after the kernel, and the exec's processes
+// die with it, so while init is dead and the engine still says running, it
+// asks again.
+func (s *Sandbox) gone(err error) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if s.isClosed() {
+			return sandbox.ErrClosed
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+		c, ierr := s.api.ContainerInspect(ctx, s.id)
+		cancel()
+		switch {
+		case cerrdefs.IsNotFound(ierr):
+			return fmt.Errorf("%w: container %s was removed", sandbox.ErrGone, shortID(s.id))
+		case ierr == nil && c.State != nil && !c.State.Running:
+			return fmt.Errorf("%w: container %s is %s (exit code %d)", sandbox.ErrGone, shortID(s.id), c.State.Status, c.State.ExitCode)
+		}
+		if !s.initDead() || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// initDead reports whether the container's init process has ended, from
+// its state in /proc: gone, or a zombie.
+func (s *Sandbox) initDead() bool {
+	if s.initPid <= 0 {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.initPid))
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist)
+	}
+	// The state follows the command name, which is in parentheses and may
+	// hold anything.
+	_, rest, ok := strings.Cut(string(b[bytes.LastIndexByte(b, ')')+1:]), " ")
+	return ok && (strings.HasPrefix(rest, "Z") || strings.HasPrefix(rest, "X"))
 }
 
 // killGroup sends SIGKILL to the process group led by hostPid (the exec's
@@ -170,9 +345,8 @@ func (s *Sandbox) kill(p *execProc) {
 // no process in the container, which matters when a fork bomb has used up
 // the pids limit. Where the host may not signal the container's user (a
 // server that is not root), the group is killed from a second exec, by its
-// ID inside the container; failing that, and only for a timeout (all),
-// every process of the agent's user goes.
-func (s *Sandbox) killGroup(hostPid int, all bool) {
+// ID inside the container.
+func (s *Sandbox) killGroup(hostPid int) {
 	if hostPid > 0 {
 		// Repeat: a process forking at the moment of the kill may add a
 		// member the first signal missed.
@@ -186,12 +360,10 @@ func (s *Sandbox) killGroup(hostPid int, all bool) {
 			return
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
-	defer cancel()
 	if pid, ok := namespacePid(hostPid); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+		defer cancel()
 		s.run(ctx, fmt.Sprintf("kill -9 -%d 2>/dev/null; true", pid))
-	} else if all {
-		s.run(ctx, "kill -9 -1 2>/dev/null; true")
 	}
 }
 
@@ -243,7 +415,7 @@ func (s *Sandbox) oomKilled(ctx context.Context) bool {
 // run executes a short shell command of the backend's own in the container
 // and returns its stdout.
 func (s *Sandbox) run(ctx context.Context, script string) (string, error) {
-	created, err := s.api.ContainerExecCreate(ctx, s.id, container.ExecOptions{Cmd: []string{"sh", "-c", script}, AttachStdout: true})
+	created, err := s.api.ContainerExecCreate(ctx, s.id, container.ExecOptions{Cmd: []string{"sh", "-c", script}, User: agentUser, AttachStdout: true})
 	if err != nil {
 		return "", err
 	}
