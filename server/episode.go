@@ -207,7 +207,7 @@ func (s *Server) newEpisode(ctx context.Context, agent string, task *tasks.Task)
 	}
 	ep.tools = &tools.Session{
 		Workspace:      ws,
-		Sandbox:        sb,
+		Sandbox:        watched{sb, ep},
 		Python:         s.opts.Scorer.Python,
 		ExecTimeout:    time.Duration(ep.budgets.ExecTimeout),
 		MaxExecTimeout: time.Duration(ep.budgets.MaxExecTimeout),
@@ -311,6 +311,51 @@ func (ep *episode) submit(ctx context.Context, answer string) (runlog.Result, er
 	ep.logger.Info().Str("status", r.Status).Any("score", r.Score).Any("baseline", r.Baseline).
 		Str("error", r.Error).Str("answer", answer).Msg("episode submitted")
 	return r, nil
+}
+
+// brokenReason ends an episode whose sandbox died under it.
+const brokenReason = "sandbox broken"
+
+// errBroken is what the agent is told when its sandbox has died.
+var errBroken = errors.New("the sandbox is gone: it stopped under this episode, which has ended as invalid (" + brokenReason + "); no more tools can be used")
+
+// watched is the episode's sandbox as the tools see it: when it turns out to
+// be gone, the episode ends as invalid at once.
+type watched struct {
+	sandbox.Sandbox
+	ep *episode
+}
+
+func (w watched) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.ExecResult, error) {
+	res, err := w.Sandbox.Exec(ctx, req)
+	if errors.Is(err, sandbox.ErrGone) {
+		w.ep.broken(err)
+		return res, errBroken
+	}
+	return res, err
+}
+
+// broken ends the episode as invalid because its sandbox died. Its work
+// cannot be trusted to score (a script may have killed the sandbox on
+// purpose), so it is never scored; its last snapshot stays in the run log.
+func (ep *episode) broken(cause error) {
+	ep.mu.Lock()
+	if ep.finished {
+		ep.mu.Unlock()
+		return
+	}
+	ep.finished, ep.ended = true, brokenReason
+	r := ep.result
+	r.Steps = ep.steps
+	ep.mu.Unlock()
+	r.Status, r.Error = runlog.StatusInvalid, brokenReason
+	ep.finish(r)
+	ep.logger.Error().Err(cause).Msg("the sandbox died: episode ended as invalid")
+	// What is left of it (a workspace, a stopped container) goes now;
+	// releasing the episode's capacity waits for its session to end.
+	if err := ep.sb.Close(); err != nil {
+		ep.logger.Error().Err(err).Msg("close dead sandbox")
+	}
 }
 
 // finish records the final result once.

@@ -35,9 +35,10 @@ type execProc struct {
 var agentUser = fmt.Sprintf("%d:%d", agentUID, agentGID)
 
 // admitScript holds an exec back until the backend has moved it into its
-// cgroup: it reads one line (the go-ahead) from stdin, then becomes the
+// cgroup: it writes its PID (in the container) as the first line of its
+// stdout, waits for one line (the go-ahead) on stdin, then becomes the
 // command. Without the go-ahead (stdin closed) it never runs the command.
-const admitScript = `read -r _ || exit 125; exec "$@"`
+const admitScript = `echo $$; read -r _ || exit 125; exec "$@"`
 
 // Exec implements sandbox.Sandbox.
 func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.ExecResult, error) {
@@ -101,13 +102,19 @@ func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.Ex
 
 	stdout := sandbox.NewCapture(s.limits.OutputBytes, req.Stdout)
 	stderr := sandbox.NewCapture(s.limits.OutputBytes, req.Stderr)
+	var out io.Writer = stdout
+	var pid *pidLine
+	if p.group != nil {
+		pid = &pidLine{w: stdout, pid: make(chan int, 1)}
+		out = pid
+	}
 	copied := make(chan struct{})
 	go func() {
-		stdcopy.StdCopy(stdout, stderr, conn.Reader)
+		stdcopy.StdCopy(out, stderr, conn.Reader)
 		close(copied)
 	}()
 	if p.group != nil {
-		admitted, err := s.admit(p, copied)
+		admitted, err := s.admit(p, pid.pid, copied)
 		if err != nil {
 			return sandbox.ExecResult{}, s.gone(err)
 		}
@@ -170,34 +177,68 @@ func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.Ex
 }
 
 // admit moves the exec's first process, held by admitScript, into its
-// cgroup. It reports false when the process ended before it could be seen
-// (docker could not start it), which leaves nothing to admit.
-func (s *Sandbox) admit(p *execProc, copied <-chan struct{}) (bool, error) {
-	// The engine answers the attach before it starts the process, so its
-	// PID shows up a moment later.
-	deadline := time.Now().Add(apiTimeout)
-	wait := 200 * time.Microsecond
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
-		info, err := s.api.ContainerExecInspect(ctx, p.execID)
-		cancel()
-		if err != nil {
-			return false, fmt.Errorf("inspect exec in %s: %w", shortID(s.id), err)
-		}
-		if info.Pid > 0 {
-			return true, p.group.add(info.Pid)
-		}
+// cgroup, once it has said its PID. It reports false when the exec ended
+// before that (docker could not start it), which leaves nothing to admit.
+func (s *Sandbox) admit(p *execProc, nspid <-chan int, copied <-chan struct{}) (bool, error) {
+	var pid int
+	select {
+	case pid = <-nspid:
+	case <-copied:
 		select {
-		case <-copied:
-			return false, nil
+		case pid = <-nspid:
 		default:
+			return false, nil
 		}
-		if time.Now().After(deadline) {
-			return false, fmt.Errorf("exec in %s did not start within %s", shortID(s.id), apiTimeout)
-		}
-		time.Sleep(wait)
-		wait = min(2*wait, 10*time.Millisecond)
+	case <-time.After(apiTimeout):
+		return false, fmt.Errorf("exec in %s did not start within %s", shortID(s.id), apiTimeout)
 	}
+	// Until admitted, the process is in the container's own cgroup, which
+	// holds only init, its keeper and execs not yet admitted: a short list.
+	host, err := (&execGroup{dir: s.cgroup}).procs()
+	if err != nil {
+		return false, fmt.Errorf("list the processes of %s: %w", shortID(s.id), err)
+	}
+	for _, h := range host {
+		if ns, ok := namespacePid(h); ok && ns == pid {
+			return true, p.group.add(h)
+		}
+	}
+	return false, fmt.Errorf("exec in %s: its process %d is not in the container's cgroup", shortID(s.id), pid)
+}
+
+// pidLine passes an exec's stdout on but for its first line, the PID that
+// admitScript writes, which it sends on pid (0 if it is not a number).
+type pidLine struct {
+	w    io.Writer
+	pid  chan int
+	line []byte
+	done bool
+}
+
+func (l *pidLine) Write(b []byte) (int, error) {
+	n := len(b)
+	if !l.done {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 && len(l.line)+len(b) < 32 {
+			l.line = append(l.line, b...)
+			return n, nil
+		}
+		if i < 0 {
+			i = len(b) - 1 // no PID is that long
+		}
+		l.line = append(l.line, b[:i]...)
+		l.done = true
+		pid, _ := strconv.Atoi(string(l.line))
+		l.pid <- pid
+		b = b[i+1:]
+	}
+	if len(b) == 0 {
+		return n, nil
+	}
+	if _, err := l.w.Write(b); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 type execExit struct {
@@ -324,8 +365,10 @@ func (s *Sandbox) gone(err error) error {
 	}
 }
 
-// initDead reports whether the container's init process has ended, from
-// its state in /proc: gone, or a zombie.
+// initDead reports whether the container's init process has ended or is
+// ending, from /proc: gone, a zombie, or past the start of its exit (the
+// kernel kills the rest of the container while init exits, before it is a
+// zombie).
 func (s *Sandbox) initDead() bool {
 	if s.initPid <= 0 {
 		return false
@@ -334,10 +377,15 @@ func (s *Sandbox) initDead() bool {
 	if err != nil {
 		return errors.Is(err, os.ErrNotExist)
 	}
-	// The state follows the command name, which is in parentheses and may
-	// hold anything.
-	_, rest, ok := strings.Cut(string(b[bytes.LastIndexByte(b, ')')+1:]), " ")
-	return ok && (strings.HasPrefix(rest, "Z") || strings.HasPrefix(rest, "X"))
+	// The fields follow the command name, which is in parentheses and may
+	// hold anything: state, ppid, pgrp, session, tty, tpgid, flags.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 7 {
+		return false
+	}
+	const pfExiting = 0x4
+	flags, _ := strconv.ParseUint(f[6], 10, 64)
+	return f[0] == "Z" || f[0] == "X" || flags&pfExiting != 0
 }
 
 // killGroup sends SIGKILL to the process group led by hostPid (the exec's

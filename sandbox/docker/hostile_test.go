@@ -246,12 +246,14 @@ func TestHostileWorkspacePrivate(t *testing.T) {
 		testenv.Absent(t, "checking access as other users needs root")
 	}
 	// The root sits where anyone may pass, as the default one under /tmp.
-	open := t.TempDir()
-	if err := os.Chmod(open, 0o755); err != nil {
-		t.Fatal(err)
+	public := t.TempDir()
+	for _, dir := range []string{filepath.Dir(public), public} {
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	p, _ := newProvider(t, Options{})
-	p.opts.Root = filepath.Join(open, "mlab-docker")
+	p.opts.Root = filepath.Join(public, "mlab-docker")
 	p, err := New(t.Context(), p.opts)
 	if err != nil {
 		t.Fatal(err)
