@@ -327,14 +327,21 @@ func (s *Sandbox) sweep(p *execProc, hostPid int) error {
 		return p.group.kill()
 	}
 	s.killGroup(hostPid)
-	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
-	defer cancel()
-	// Repeated: a process forking at the moment of the kill may add one
-	// the first signal missed.
-	if _, err := s.run(ctx, "kill -9 -1 2>/dev/null; kill -9 -1 2>/dev/null; kill -9 -1 2>/dev/null; true"); err != nil {
-		return fmt.Errorf("kill what the exec left in %s: %w", shortID(s.id), err)
+	// The killer is an exec itself, which a fork bomb at the pids limit may
+	// keep from starting for a moment.
+	var err error
+	for attempt := range 3 {
+		time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+		// Repeated: a process forking at the moment of the kill may add
+		// one the first signal missed.
+		_, err = s.run(ctx, "kill -9 -1 2>/dev/null; kill -9 -1 2>/dev/null; kill -9 -1 2>/dev/null; true")
+		cancel()
+		if err == nil {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("kill what the exec left in %s: %w", shortID(s.id), err)
 }
 
 // gone returns sandbox.ErrGone, with the state of the container, when the
