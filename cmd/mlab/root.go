@@ -115,6 +115,9 @@ type env struct {
 }
 
 func (c *common) env(ctx context.Context) (*env, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
 	log, err := c.logger()
 	if err != nil {
 		return nil, err

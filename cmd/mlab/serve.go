@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -37,6 +36,10 @@ type serveFlags struct {
 	pids            int64
 	gpuWait         time.Duration
 	progressEvery   time.Duration
+	// maxRequestMiB, maxConns and maxConnsPerClient bound HTTP clients.
+	maxRequestMiB     int64
+	maxConns          int
+	maxConnsPerClient int
 }
 
 func newServeCmd(c *common) *cobra.Command {
@@ -67,10 +70,17 @@ func newServeCmd(c *common) *cobra.Command {
 	f.Int64Var(&sf.pids, "pids", 0, "process and thread limit of agent scripts (default 512)")
 	f.DurationVar(&sf.gpuWait, "gpu-wait", 10*time.Minute, "how long a new session waits for GPUs leased to others")
 	f.DurationVar(&sf.progressEvery, "progress-every", 5*time.Second, "interval of progress notifications while a script runs")
+	f.Int64Var(&sf.maxRequestMiB, "max-request-size", server.DefaultMaxBodyBytes>>20,
+		"largest HTTP request body in MiB; larger ones get 413 unread (the default fits the largest write_file)")
+	f.IntVar(&sf.maxConns, "max-conns", server.DefaultMaxConns, "open HTTP connections of all clients together; more are closed at once")
+	f.IntVar(&sf.maxConnsPerClient, "max-conns-per-client", server.DefaultMaxConnsPerClient, "open HTTP connections of one client IP address; more are closed at once")
 	return cmd
 }
 
 func serve(ctx context.Context, c *common, sf *serveFlags) error {
+	if err := sf.validate(); err != nil {
+		return err
+	}
 	e, err := c.env(ctx)
 	if err != nil {
 		return err
@@ -84,10 +94,11 @@ func serve(ctx context.Context, c *common, sf *serveFlags) error {
 	} else if len(marked) > 0 {
 		e.log.Info().Strs("runs", marked).Msg("marked runs of a server that stopped unexpectedly as aborted")
 	}
+	memory, _ := mib("memory", sf.memoryMiB) // checked by validate
 	opts := server.Options{
 		Catalog: e.catalog, Provider: e.provider, Scorer: e.scorer, Baselines: e.baselines,
 		RunsDir: c.runsDir,
-		Limits:  sandbox.Limits{MemoryBytes: sf.memoryMiB << 20, Processes: sf.pids},
+		Limits:  sandbox.Limits{MemoryBytes: memory, Processes: sf.pids},
 		GPUs:    e.gpus, GPUWait: sf.gpuWait,
 		Budgets: tasks.Budgets{
 			MaxSteps: sf.maxSteps, MaxTime: tasks.Duration(sf.maxTime),
@@ -132,7 +143,8 @@ func serveHTTP(ctx context.Context, e *env, opts server.Options, sf *serveFlags)
 		return fmt.Errorf("--addr %s is not a loopback address: set a bearer token with --token, --token-file or MLAB_TOKEN", sf.addr)
 	}
 	opts.Metrics = server.NewMetrics(e.gpus)
-	gw, err := server.NewGateway(opts, server.HTTPOptions{Token: token, AllowedOrigins: sf.origins})
+	maxBody, conns := sf.httpLimits()
+	gw, err := server.NewGateway(opts, server.HTTPOptions{Token: token, AllowedOrigins: sf.origins, MaxBodyBytes: maxBody})
 	if err != nil {
 		return err
 	}
@@ -140,7 +152,8 @@ func serveHTTP(ctx context.Context, e *env, opts server.Options, sf *serveFlags)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", sf.addr, err)
 	}
-	hs := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+	ln = server.LimitListener(ln, conns, e.log)
+	hs := server.NewHTTPServer(gw)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	path := "/mcp"
