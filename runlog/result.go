@@ -46,6 +46,8 @@ func (l *Log) WriteResult(r Result) error {
 	if r.RunID == "" {
 		r.RunID = l.id
 	}
+	// The client names itself in initialize, with a string of any length.
+	r.Agent = truncateSummary(r.Agent, maxAgentBytes)
 	data, err := encodeResult(r)
 	if err != nil {
 		return err

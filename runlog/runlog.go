@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,10 +60,14 @@ type Log struct {
 
 // Step is one line of trace.jsonl.
 type Step struct {
-	Step      int             `json:"step"`
-	Time      time.Time       `json:"time"`
-	Tool      string          `json:"tool"`
-	Arguments json.RawMessage `json:"arguments,omitempty"`
+	Step int       `json:"step"`
+	Time time.Time `json:"time"`
+	Tool string    `json:"tool"`
+	// Arguments are the call's arguments; Append cuts them to about
+	// MaxArgumentBytes and records in ArgumentsElided what it cut, by
+	// argument name ("*" for the arguments as a whole).
+	Arguments       json.RawMessage   `json:"arguments,omitempty"`
+	ArgumentsElided map[string]Elided `json:"arguments_elided,omitempty"`
 	// Result is a short summary of the result text; Append truncates it to
 	// maxResultBytes.
 	Result     string  `json:"result"`
@@ -142,6 +147,15 @@ func (l *Log) Append(s Step) error {
 		s.Time = time.Now().UTC()
 	}
 	s.Result = truncateSummary(s.Result, maxResultBytes)
+	var elided map[string]Elided
+	s.Arguments, elided = capArguments(s.Arguments)
+	if len(elided) > 0 {
+		if s.ArgumentsElided == nil {
+			s.ArgumentsElided = elided
+		} else {
+			maps.Copy(s.ArgumentsElided, elided)
+		}
+	}
 
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
