@@ -36,8 +36,8 @@ const (
 	HeaderTimeout = 10 * time.Second
 	// BodyTimeout is how long a client may take to send a whole request,
 	// headers and body: a DefaultMaxBodyBytes body at about 0.5 MB/s.
-	// Authorised requests lift it once the body is read, since tool calls
-	// and event streams last as long as they need.
+	// net/http lifts it once the body is read, so tool calls and event
+	// streams last as long as they need (TestReadTimeoutSparesLongCalls).
 	BodyTimeout = 2 * time.Minute
 	// IdleTimeout closes a kept-alive connection that sends no new request.
 	IdleTimeout = 2 * time.Minute
@@ -89,13 +89,6 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) bool {
 	}
 	r.Body = io.NopCloser(&buf)
 	return true
-}
-
-// liftReadDeadline lets an authorised request whose body has been read run
-// as long as it needs: the server's ReadTimeout would otherwise end its
-// context (net/http cancels a request whose connection read times out).
-func liftReadDeadline(w http.ResponseWriter) {
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 }
 
 // ConnLimits bound the open connections of a listener.

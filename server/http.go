@@ -164,12 +164,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unauthorized: send Authorization: Bearer <token>", http.StatusUnauthorized)
 		return
 	}
+	// Once the body is read, net/http lifts the server's ReadTimeout: what
+	// follows (a tool call, an event stream) may take as long as it needs.
 	if !readBody(w, r, g.hopts.MaxBodyBytes) {
 		return
 	}
-	// The body is in memory: what follows (a tool call, an event stream)
-	// may take as long as it needs.
-	liftReadDeadline(w)
 	if r.URL.Path == "/metrics" && g.opts.Metrics != nil {
 		g.opts.Metrics.Handler().ServeHTTP(w, r)
 		return
