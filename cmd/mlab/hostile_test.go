@@ -325,8 +325,10 @@ except OSError as e:
 			wantFinal: honestScore, forbid: "1000000", wantStatus: runlog.StatusScored,
 		},
 		{
-			name:      "leak-hidden-scripts",
-			files:     map[string]string{"train.py": "import sys\nsys.stderr.write(open('../scripts/secret.txt').read() * 3)\nsys.exit(1)\n"},
+			name: "leak-hidden-scripts",
+			// The secret lands both in the eval's stderr and in the message
+			// of the exception that fails the eval.
+			files:     map[string]string{"train.py": "import sys\nsecret = open('../scripts/secret.txt').read()\nopen('out.txt', 'w').write(secret)\nsys.stderr.write(secret * 3)\n"},
 			wantFinal: "invalid", forbid: "HIDDEN-SECRET", wantStatus: runlog.StatusInvalid,
 		},
 		{
