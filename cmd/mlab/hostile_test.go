@@ -393,13 +393,16 @@ func waitGone(t *testing.T, pattern string) {
 func TestHostileEpisodes(t *testing.T) {
 	eachBackend(t, func(t *testing.T, backend string) {
 		s := startHTTP(t, backend, "http", "", "--memory", "512", "--pids", "64", "--workspace-size", "64",
-			"--max-exec-timeout", "5s", "--exec-timeout", "5s")
+			"--max-exec-timeout", "5s", "--exec-timeout", "5s", "--max-steps", "100000")
 		writeTree(t, filepath.Join(s.tasksDir, "hostile"), hostileTask)
 		canary := t.TempDir()
 		writeTree(t, canary, map[string]string{"canary.txt": "do not touch"})
 		before := readHostState(t, s.tasksDir, canary)
 
 		vh := s.mustConnect(t, "/tasks/hostile/mcp")
+		// Its episode exists before any attack starts, so each attack's run
+		// folder is the one new folder.
+		vh.mustOK(t, "list_files", map[string]any{}, "train.py")
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		var rounds int
