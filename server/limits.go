@@ -2,7 +2,6 @@ package server
 
 import (
 	"sync"
-	"time"
 )
 
 // Capacity bounds the number of concurrent episodes (each holds a sandbox)
@@ -41,29 +40,4 @@ func (c *Capacity) release() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.used--
-}
-
-// reapIdle ends the episodes whose session has made no tool call for
-// timeout, so an abandoned client does not hold a sandbox forever.
-func (s *Server) reapIdle(timeout time.Duration) {
-	t := time.NewTicker(max(timeout/4, 100*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case now := <-t.C:
-			s.mu.Lock()
-			var idle []*episode
-			for _, ep := range s.episodes {
-				if now.Sub(time.Unix(0, ep.active.Load())) > timeout {
-					idle = append(idle, ep)
-				}
-			}
-			s.mu.Unlock()
-			for _, ep := range idle {
-				ep.close("the session was idle for longer than " + timeout.String())
-			}
-		}
-	}
 }

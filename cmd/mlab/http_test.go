@@ -20,6 +20,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mlab/mlab/internal/proc"
 	"github.com/mlab/mlab/internal/testenv"
 	"github.com/mlab/mlab/runlog"
 	"github.com/mlab/mlab/sandbox/docker"
@@ -498,9 +499,9 @@ func TestInspectorCLI(t *testing.T) {
 
 // scratchOf finds the scratch folder the server with pid made.
 func scratchOf(pid int) string {
-	owners, _ := filepath.Glob(filepath.Join(os.TempDir(), scratchPrefix+"*", scratchOwner))
+	owners, _ := filepath.Glob(filepath.Join(os.TempDir(), scratchPrefix+"*", proc.OwnerFile))
 	for _, f := range owners {
-		if b, err := os.ReadFile(f); err == nil && strings.HasPrefix(string(b), fmt.Sprintf("%d:", pid)) {
+		if owner, err := proc.Owner(filepath.Dir(f)); err == nil && proc.PID(owner) == pid && !strings.Contains(f, "submission") {
 			return filepath.Dir(f)
 		}
 	}

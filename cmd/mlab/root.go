@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -123,15 +122,14 @@ func (c *common) env(ctx context.Context) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	removeStaleScratch(log)
-	scratch, err := os.MkdirTemp("", scratchPrefix)
-	if err != nil {
-		return nil, fmt.Errorf("create scratch dir: %w", err)
+	if err := proc.SelfError(); err != nil {
+		log.Warn().Err(err).Msg("no server lock could be taken: servers in other PID namespaces cannot tell whether this one runs")
 	}
-	// The owner file lets a later server remove this folder (local
+	removeStaleScratch(log)
+	// The owner record lets a later server remove this folder (local
 	// workspaces, extracted tasks) if this one is killed.
-	if err := os.WriteFile(filepath.Join(scratch, scratchOwner), []byte(proc.Self()), 0o644); err != nil {
-		os.RemoveAll(scratch)
+	scratch, err := proc.MkdirOwned("", scratchPrefix)
+	if err != nil {
 		return nil, fmt.Errorf("create scratch dir: %w", err)
 	}
 	provider, closeProvider, err := c.provider(ctx, log, scratch)
@@ -154,25 +152,19 @@ func (c *common) env(ctx context.Context) (*env, error) {
 	}, nil
 }
 
-const (
-	scratchPrefix = "mlab-"
-	scratchOwner  = ".mlab-owner"
-)
+// scratchPrefix starts the names of the temporary folders a server owns:
+// its scratch folder and the submission copies it scores (mlab-submission-).
+const scratchPrefix = "mlab-"
 
-// removeStaleScratch deletes the scratch folders of mlab servers that are no
-// longer running (killed with -9, say), with the local workspaces in them.
+// removeStaleScratch deletes the temporary folders of mlab servers that are
+// no longer running (killed with -9, say): scratch folders with their local
+// workspaces, and submission copies.
 func removeStaleScratch(log zerolog.Logger) {
-	owners, _ := filepath.Glob(filepath.Join(os.TempDir(), scratchPrefix+"*", scratchOwner))
-	for _, f := range owners {
-		b, err := os.ReadFile(f)
-		if err != nil || proc.Alive(strings.TrimSpace(string(b))) {
-			continue
-		}
-		dir := filepath.Dir(f)
-		if err := os.RemoveAll(dir); err != nil {
-			log.Warn().Err(err).Str("dir", dir).Msg("remove the scratch folder of a stopped server")
-			continue
-		}
-		log.Info().Str("dir", dir).Msg("removed the scratch folder of a server that stopped unexpectedly")
+	removed, err := proc.RemoveOrphans("", scratchPrefix)
+	for _, dir := range removed {
+		log.Info().Str("dir", dir).Msg("removed a temporary folder of a server that stopped unexpectedly")
+	}
+	if err != nil {
+		log.Warn().Err(err).Msg("remove the temporary folders of stopped servers")
 	}
 }

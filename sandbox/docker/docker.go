@@ -35,7 +35,7 @@ const (
 	LabelManaged   = "mlab.managed"
 	LabelSession   = "mlab.session"
 	LabelRun       = "mlab.run"
-	LabelServer    = "mlab.server"    // "<pid>:<start time>" of the owning server process
+	LabelServer    = "mlab.server"    // owner ID of the server (proc.Self): names its lock file
 	LabelWorkspace = "mlab.workspace" // host path of the workspace, removed with the container
 )
 
