@@ -44,15 +44,15 @@ type episode struct {
 	mu sync.Mutex
 	// active is when the last tool call started or ended, and calls how
 	// many are running, for the idle reaper.
-	active     time.Time
-	calls      int
-	steps      int
-	finished   bool   // final_answer called or session closed
-	ended      string // why, for the tools refused afterwards
-	submitted  bool   // final_answer was called: it owns the release
-	released   bool   // close has released the sandbox and capacity
-	recorded   bool   // the final result.json is written
-	result     runlog.Result
+	active    time.Time
+	calls     int
+	steps     int
+	finished  bool   // final_answer called or session closed
+	ended     string // why, for the tools refused afterwards
+	submitted bool   // final_answer was called: it owns the release
+	released  bool   // close has released the sandbox and capacity
+	recorded  bool   // the final result.json is written
+	result    runlog.Result
 }
 
 // episodeFor returns the episode of the calling MCP session. On a server

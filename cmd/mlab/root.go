@@ -126,17 +126,24 @@ func (c *common) env(ctx context.Context) (*env, error) {
 		log.Warn().Err(err).Msg("no server lock could be taken: servers in other PID namespaces cannot tell whether this one runs")
 	}
 	removeStaleScratch(log)
+	// A dead server's records stay judged dead without its lock file.
+	if _, err := proc.Prune(proc.StateDir()); err != nil {
+		log.Warn().Err(err).Msg("remove the lock files of stopped servers")
+	}
 	// The owner record lets a later server remove this folder (local
 	// workspaces, extracted tasks) if this one is killed.
 	scratch, err := proc.MkdirOwned("", scratchPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("create scratch dir: %w", err)
 	}
-	provider, closeProvider, err := c.provider(ctx, log, scratch)
+	backend, closeProvider, err := c.provider(ctx, log, scratch)
 	if err != nil {
 		os.RemoveAll(scratch)
 		return nil, err
 	}
+	// Shutdown is final: once cleanup begins no sandbox is created, and any
+	// left open (an eval or baseline run cut short) is removed.
+	provider := sandbox.NewGuard(backend)
 	scorer := &eval.Scorer{Provider: provider, Python: c.python}
 	return &env{
 		log:       log,
@@ -146,6 +153,9 @@ func (c *common) env(ctx context.Context) (*env, error) {
 		scorer:    scorer,
 		baselines: &eval.Baselines{Scorer: scorer, CacheDir: filepath.Join(c.cacheDir, "baselines")},
 		cleanup: func() {
+			if err := provider.Close(); err != nil {
+				log.Warn().Err(err).Msg("remove the sandboxes left at shutdown")
+			}
 			closeProvider()
 			os.RemoveAll(scratch)
 		},
