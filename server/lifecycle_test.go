@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mlab/mlab/eval"
+	"github.com/mlab/mlab/internal/proc"
 	"github.com/mlab/mlab/runlog"
 	"github.com/mlab/mlab/sandbox"
 	"github.com/mlab/mlab/tasks"
@@ -150,8 +151,8 @@ func traceTools(t *testing.T, dir string) []string {
 // released when the submission is recorded.
 func TestHostileDeleteDuringFinalAnswer(t *testing.T) {
 	p := &execGate{Provider: localProvider(t), prefix: "eval-", entered: make(chan struct{}, 1), release: make(chan struct{})}
-	var runs string
-	g := lifecycleGateway(t, fixture(t), p, func(o *Options) { o.Capacity = NewCapacity(1); runs = o.RunsDir })
+	var runs, tmp string
+	g := lifecycleGateway(t, fixture(t), p, func(o *Options) { o.Capacity = NewCapacity(1); runs, tmp = o.RunsDir, o.TempDir })
 	hs := httptest.NewServer(g)
 	defer hs.Close()
 	url := hs.URL + "/tasks/t/mcp"
@@ -165,6 +166,15 @@ func TestHostileDeleteDuringFinalAnswer(t *testing.T) {
 	}
 	go a.call(callBody(sdk.CallToolParams{Name: "final_answer", Arguments: map[string]any{"final_answer": "done"}}))
 	<-p.entered // the eval runs
+	// The submission copy records its owner, so that a later server
+	// removes it should this one die now.
+	subs, _ := filepath.Glob(filepath.Join(tmp, submissionPrefix+"*"))
+	if len(subs) != 1 {
+		t.Fatalf("submission copies: %v", subs)
+	}
+	if owner, err := proc.Owner(subs[0]); err != nil || owner != proc.Self() {
+		t.Errorf("owner of the submission copy: %q, %v", owner, err)
+	}
 	resp, err := a.send(http.MethodDelete, nil)
 	if err != nil {
 		t.Fatal(err)
