@@ -180,7 +180,7 @@ func TestAlive(t *testing.T) {
 	}
 }
 
-func TestRemoveOrphans(t *testing.T) {
+func TestHostileOrphanedSubmissionCopies(t *testing.T) {
 	parent := t.TempDir()
 	mine, err := MkdirOwned(parent, "mlab-submission-")
 	if err != nil {

@@ -255,9 +255,25 @@ func TestCloseAndReap(t *testing.T) {
 	// container mlab did not create.
 	orphan := create(t, p, sandbox.Limits{})
 	live := create(t, p, sandbox.Limits{})
-	deadServer := "999999999:1"
-	p.server = deadServer
+	// Another live server: it holds its lock, whatever its pid means here.
+	other, err := proc.Acquire(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Release()
+	p.server = other.ID()
+	otherLive := create(t, p, sandbox.Limits{})
+	// A dead server: its lock is gone.
+	dead, err := proc.Acquire(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.Release()
+	p.server = dead.ID()
 	orphan2 := create(t, p, sandbox.Limits{})
+	// An old server's "<pid>:<start>" ID, judged by /proc.
+	p.server = "999999999:1"
+	orphan3 := create(t, p, sandbox.Limits{})
 	foreign, err := cli.ContainerCreate(t.Context(), &container.Config{Image: p.opts.Image, Cmd: []string{"true"},
 		Labels: map[string]string{"mlab.session": "not-ours"}}, nil, nil, nil, "")
 	if err != nil {
@@ -274,10 +290,12 @@ func TestCloseAndReap(t *testing.T) {
 	for _, r := range reaped {
 		ids = append(ids, r.ID)
 	}
-	if !slices.Contains(ids, shortID(orphan2.ID())) {
-		t.Errorf("orphan of a dead server not reaped: %v", ids)
+	for _, gone := range []*Sandbox{orphan2, orphan3} {
+		if !slices.Contains(ids, shortID(gone.ID())) {
+			t.Errorf("orphan of a dead server not reaped: %v", ids)
+		}
 	}
-	for _, keep := range []string{orphan.ID(), live.ID(), foreign.ID} {
+	for _, keep := range []string{orphan.ID(), live.ID(), otherLive.ID(), foreign.ID} {
 		if slices.Contains(ids, shortID(keep)) {
 			t.Errorf("reaped %s, which belongs to a live server or not to mlab", shortID(keep))
 		}
