@@ -113,9 +113,9 @@ func (s *Server) startEpisode(ctx context.Context, task *tasks.Task) (*episode, 
 			return nil, ctx.Err()
 		}
 	}
-	if !s.opts.Capacity.acquire() {
+	if err := s.opts.Capacity.acquire(); err != nil {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("the server is at its limit of %d concurrent sessions: try again later", s.opts.Capacity.max)
+		return nil, err
 	}
 	p := &pending{done: make(chan struct{})}
 	s.starting[key] = p

@@ -333,3 +333,41 @@ func TestHostileShutdownDuringScoring(t *testing.T) {
 		})
 	}
 }
+
+func TestCapacity(t *testing.T) {
+	const gib = int64(1) << 30
+	tests := []struct {
+		name     string
+		c        *Capacity
+		admitted int
+		refusal  string
+	}{
+		{"no bound", nil, 100, ""},
+		{"session limit", NewCapacity(3), 3, "limit of 3 concurrent sessions"},
+		{"memory budget below the limit", NewCapacity(64).WithMemory(21*gib, 8*gib), 2, "no memory for another session: 2 running sessions reserve 16.0 GiB of the 21.0 GiB"},
+		{"session limit below the budget", NewCapacity(2).WithMemory(100*gib, gib), 2, "limit of 2"},
+		{"a session larger than the budget", NewCapacity(4).WithMemory(gib, 2*gib), 0, "a session needs 2.0 GiB"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := range tc.admitted {
+				if err := tc.c.acquire(); err != nil {
+					t.Fatalf("session %d refused: %v", i+1, err)
+				}
+			}
+			if tc.refusal == "" {
+				return
+			}
+			err := tc.c.acquire()
+			if err == nil || !strings.Contains(err.Error(), tc.refusal) {
+				t.Fatalf("session %d: %v, want %q", tc.admitted+1, err, tc.refusal)
+			}
+			if tc.admitted > 0 {
+				tc.c.release()
+				if err := tc.c.acquire(); err != nil {
+					t.Errorf("after a release: %v", err)
+				}
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mlab/mlab/benchmarks"
 	"github.com/mlab/mlab/eval"
+	"github.com/mlab/mlab/internal/hostres"
 	"github.com/mlab/mlab/internal/proc"
 	"github.com/mlab/mlab/sandbox"
 	"github.com/mlab/mlab/sandbox/docker"
@@ -35,10 +36,13 @@ type common struct {
 	// workspaceMiB and cpus bound docker sandboxes.
 	workspaceMiB int64
 	cpus         float64
+	// plan is the capacity derived from this machine, the defaults of the
+	// session, memory and workspace flags.
+	plan hostres.Plan
 }
 
 func newRootCmd() *cobra.Command {
-	c := &common{}
+	c := &common{plan: hostres.PlanFor(hostres.Probe(os.TempDir()))}
 	root := &cobra.Command{
 		Use:           "mlab",
 		Short:         "Serve ML research tasks to AI agents over MCP, in sandboxes, with hidden scoring",
@@ -57,7 +61,7 @@ func newRootCmd() *cobra.Command {
 	f.StringVar(&c.backend, "backend", "auto", "sandbox backend: auto (docker when the engine and runtime image are there, else local), local or docker")
 	f.StringVar(&c.image, "image", "", "runtime image of docker sandboxes (default: the base image mlab image build makes)")
 	f.StringVar(&c.gpus, "gpus", "", "GPUs sessions may lease: all (found with nvidia-smi), none, or indexes like 0,1")
-	f.Int64Var(&c.workspaceMiB, "workspace-size", docker.DefaultWorkspaceBytes>>20, "docker workspace quota in MiB")
+	f.Int64Var(&c.workspaceMiB, "workspace-size", c.plan.WorkspaceBytes>>20, "docker workspace quota in MiB (default derived from this machine's free disk: see README)")
 	f.Float64Var(&c.cpus, "cpus", docker.DefaultCPUs, "CPUs each docker sandbox may use")
 	root.AddCommand(newServeCmd(c), newRunCmd(c), newTasksCmd(c), newGCCmd(), newImageCmd())
 	return root
