@@ -512,3 +512,13 @@ func scratchOf(pid int) string {
 	}
 	return ""
 }
+
+// A session whose memory would not fit in what the machine sets aside for
+// sandboxes is refused with a clear message, below the session limit.
+func TestHostileMemoryBudget(t *testing.T) {
+	s := startHTTP(t, "local", "http", "", "--max-sessions", "8", "--memory", "1024", "--memory-budget", "1536")
+	a := s.mustConnect(t, "/tasks/fixture/mcp")
+	a.mustOK(t, "list_files", map[string]any{}, "train.py")
+	b := s.mustConnect(t, "/tasks/fixture/mcp")
+	b.mustFail(t, "list_files", map[string]any{}, "no memory for another session")
+}
