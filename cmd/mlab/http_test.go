@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -521,4 +522,59 @@ func TestHostileMemoryBudget(t *testing.T) {
 	a.mustOK(t, "list_files", map[string]any{}, "train.py")
 	b := s.mustConnect(t, "/tasks/fixture/mcp")
 	b.mustFail(t, "list_files", map[string]any{}, "no memory for another session")
+}
+
+// SIGTERM while final_answer's eval runs: the eval stops, its sandbox (a
+// container on docker) and the submission copy are removed, and the episode
+// is recorded as aborted, not left running.
+func TestHostileSignalDuringEval(t *testing.T) {
+	eachBackend(t, func(t *testing.T, backend string) {
+		s := startHTTP(t, backend, "http", "")
+		marker := fmt.Sprintf("%d", 800000+os.Getpid()%100000+len(backend))
+		slow := maps.Clone(fixtureTask)
+		slow["scripts/eval.py"] = "import subprocess\nsubprocess.run(['sleep', '" + marker + "'])\ndef get_score(d):\n    return 1.0\n"
+		writeTree(t, filepath.Join(s.tasksDir, "sloweval"), slow)
+		h := s.mustConnect(t, "/tasks/sloweval/mcp")
+		h.mustOK(t, "list_files", map[string]any{}, "train.py")
+		go h.cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "final_answer", Arguments: map[string]any{"final_answer": "x"}})
+		running := func() bool { return exec.Command("pgrep", "-f", "sleep "+marker).Run() == nil }
+		deadline := time.Now().Add(60 * time.Second)
+		for !running() {
+			if time.Now().After(deadline) {
+				t.Fatal("the eval never started")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		pid := s.cmd.Process.Pid
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(60 * time.Second):
+			t.Fatal("server still running 60 s after SIGTERM")
+		}
+		results, _ := filepath.Glob(filepath.Join(s.runsDir, "*", "result.json"))
+		if len(results) != 1 {
+			t.Fatalf("results: %v", results)
+		}
+		r, err := runlog.ReadResult(filepath.Dir(results[0]))
+		if err != nil || r.Status != runlog.StatusAborted || !strings.Contains(r.Error, "server stopped") {
+			t.Errorf("result after SIGTERM during eval: %+v, %v", r, err)
+		}
+		if running() {
+			t.Error("the eval still runs after the server exited")
+		}
+		owners, _ := filepath.Glob(filepath.Join(os.TempDir(), "mlab-submission-*", proc.OwnerFile))
+		for _, f := range owners {
+			if o, err := proc.Owner(filepath.Dir(f)); err == nil && proc.PID(o) == pid {
+				t.Errorf("submission copy left: %s", filepath.Dir(f))
+			}
+		}
+		if backend == "docker" {
+			list, err := testenv.Docker(t).ContainerList(t.Context(), container.ListOptions{All: true,
+				Filters: filters.NewArgs(filters.Arg("label", docker.LabelServer+"="+r.Server))})
+			if err != nil || len(list) > 0 {
+				t.Errorf("containers of the stopped server: %d, %v", len(list), err)
+			}
+		}
+	})
 }
