@@ -12,7 +12,8 @@ import (
 
 // Recover marks as aborted the runs under root that a server stopped
 // without finishing: result.json still says running and the server process
-// it names (Result.Server) is gone, which alive reports. A trace that ends
+// it names (Result.ServerLock, else Result.Server) is gone, which alive
+// reports. A trace that ends
 // in a torn line (a killed server's write cut short) is cut back to its last
 // whole line; the rest stays as it is. It returns the run IDs it marked.
 func Recover(root string, alive func(server string) bool) ([]string, error) {
@@ -31,7 +32,11 @@ func Recover(root string, alive func(server string) bool) ([]string, error) {
 		}
 		dir := filepath.Join(root, e.Name())
 		r, err := ReadResult(dir)
-		if err != nil || r.Status != StatusRunning || alive(r.Server) {
+		owner := r.ServerLock
+		if owner == "" {
+			owner = r.Server
+		}
+		if err != nil || r.Status != StatusRunning || alive(owner) {
 			continue
 		}
 		ended := lastActivity(dir, r.StartedAt)

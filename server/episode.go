@@ -216,7 +216,7 @@ func (s *Server) newEpisode(ctx context.Context, agent string, task *tasks.Task)
 	ep := &episode{
 		srv: s, task: task, budgets: s.budgetsFor(task), sb: sb, ws: ws, log: rl, gpus: lease, logger: logger, start: time.Now(), active: time.Now(),
 		result: runlog.Result{
-			RunID: runID, Task: task.Name, SessionID: sessionID, Agent: agent, Backend: s.opts.Provider.Name(), Server: proc.Self(),
+			RunID: runID, Task: task.Name, SessionID: sessionID, Agent: agent, Backend: s.opts.Provider.Name(), Server: proc.Legacy(), ServerLock: proc.Self(),
 			Status: runlog.StatusRunning, Metric: task.Config.Metric, Direction: task.Config.Direction,
 			StartedAt: time.Now().UTC(),
 		},

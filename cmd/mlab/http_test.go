@@ -571,7 +571,7 @@ func TestHostileSignalDuringEval(t *testing.T) {
 		}
 		if backend == "docker" {
 			list, err := testenv.Docker(t).ContainerList(t.Context(), container.ListOptions{All: true,
-				Filters: filters.NewArgs(filters.Arg("label", docker.LabelServer+"="+r.Server))})
+				Filters: filters.NewArgs(filters.Arg("label", docker.LabelLock+"="+r.ServerLock))})
 			if err != nil || len(list) > 0 {
 				t.Errorf("containers of the stopped server: %d, %v", len(list), err)
 			}

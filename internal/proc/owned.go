@@ -8,8 +8,13 @@ import (
 	"strings"
 )
 
-// OwnerFile, inside a folder, names the server that owns the folder.
-const OwnerFile = ".mlab-owner"
+// OwnerFile, inside a folder, names the server that owns the folder by its
+// legacy ID, the one servers from before lock files read; LockFile names it
+// by its lock.
+const (
+	OwnerFile = ".mlab-owner"
+	LockFile  = ".mlab-lock"
+)
 
 // MkdirOwned makes a new folder in parent ("" for the temporary directory)
 // named prefix followed by random characters, with an owner record naming
@@ -23,16 +28,23 @@ func MkdirOwned(parent, prefix string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("create %s folder: %w", prefix, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, OwnerFile), []byte(Self()+"\n"), 0o644); err != nil {
-		os.RemoveAll(dir)
-		return "", fmt.Errorf("record the owner of %s: %w", dir, err)
+	// The lock record first: a reaper that finds the owner record finds it.
+	for _, rec := range []struct{ name, id string }{{LockFile, Self()}, {OwnerFile, Legacy()}} {
+		if err := os.WriteFile(filepath.Join(dir, rec.name), []byte(rec.id+"\n"), 0o644); err != nil {
+			os.RemoveAll(dir)
+			return "", fmt.Errorf("record the owner of %s: %w", dir, err)
+		}
 	}
 	return dir, nil
 }
 
-// Owner reads the owner record of a folder MkdirOwned made.
+// Owner reads the owner ID of a folder MkdirOwned made: its lock ID, or
+// the legacy ID of a folder an older server made.
 func Owner(dir string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, OwnerFile))
+	b, err := os.ReadFile(filepath.Join(dir, LockFile))
+	if errors.Is(err, os.ErrNotExist) {
+		b, err = os.ReadFile(filepath.Join(dir, OwnerFile))
+	}
 	if err != nil {
 		return "", err
 	}

@@ -144,6 +144,19 @@ func Self() string {
 	return self
 }
 
+// Legacy is this process's "<pid>:<start time>" ID. Records carry it beside
+// the lock ID because mlab servers from before lock files read only it, and
+// would judge a lock ID dead and remove a live server's things.
+func Legacy() string {
+	legacyOnce.Do(func() { legacy = legacyID(os.Getpid()) })
+	return legacy
+}
+
+var (
+	legacyOnce sync.Once
+	legacy     string
+)
+
 // SelfError says why Self fell back to a /proc ID, if it did.
 func SelfError() error {
 	Self()
