@@ -24,7 +24,10 @@ type Result struct {
 	SessionID   string     `json:"session_id"`
 	Agent       string     `json:"agent,omitempty"` // client name/version as reported in initialize
 	Backend     string     `json:"backend"`
-	Server      string     `json:"server,omitempty"` // the server process, to tell a crash from a live run
+	Server      string     `json:"server,omitempty"` // the server process ("<pid>:<start>"), as servers before lock files judge it
+	// ServerLock is the owner ID of the server's lock (internal/proc), by
+	// which a crash is told from a live run; Server is the fallback.
+	ServerLock string `json:"server_lock,omitempty"`
 	Status      string     `json:"status"`           // one of the Status constants
 	Metric      string     `json:"metric,omitempty"`
 	Direction   string     `json:"direction,omitempty"`

@@ -125,6 +125,7 @@ func (g *Gateway) endpoint(task string) (*endpoint, error) {
 			mcpserver.WithUseFullURLForMessageEndpoint(false), mcpserver.WithKeepAlive(true),
 			mcpserver.WithSessionIDGenerator(scope.sseSessionID)),
 	}
+	srv.dropTransport = func(id string) { dropStreamable(ep.streamable, id) }
 	g.endpoints[task] = ep
 	return ep, nil
 }
@@ -256,9 +257,10 @@ func (g *Gateway) originAllowed(origin string) bool {
 
 func (g *Gateway) health(w http.ResponseWriter) {
 	g.mu.Lock()
-	sessions := 0
+	sessions, transports := 0, int64(0)
 	for _, ep := range g.endpoints {
 		sessions += ep.srv.episodeCount()
+		transports += ep.srv.transports.Load()
 	}
 	closed := g.closed
 	g.mu.Unlock()
@@ -269,7 +271,7 @@ func (g *Gateway) health(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]any{
-		"ok": !closed, "sessions": sessions, "uptime_s": int(time.Since(g.start).Seconds()),
+		"ok": !closed, "sessions": sessions, "transport_sessions": transports, "uptime_s": int(time.Since(g.start).Seconds()),
 	})
 }
 
@@ -285,7 +287,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 	g.mu.Unlock()
 	var errs []error
 	for _, ep := range eps {
-		ep.srv.Close()
+		ep.srv.Shutdown(ctx)
 		if err := ep.streamable.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shut down streamable HTTP: %w", err))
 		}

@@ -33,7 +33,7 @@ func (s *Server) record(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFun
 			s.opts.Metrics.toolCall(name, "refused", 0)
 			return mcp.NewToolResultError(refusal), nil
 		}
-		defer ep.inflight.Done()
+		defer ep.end()
 		start := time.Now()
 		res, err := next(ctx, req)
 		took := time.Since(start)

@@ -26,6 +26,7 @@ type serveFlags struct {
 	tokenFile       string
 	origins         []string
 	maxSessions     int
+	memoryBudgetMiB int64
 	idleTimeout     time.Duration
 	shutdownTimeout time.Duration
 	maxSteps        int
@@ -59,14 +60,15 @@ func newServeCmd(c *common) *cobra.Command {
 	f.StringVar(&sf.token, "token", "", "bearer token HTTP clients must send (also MLAB_TOKEN or --token-file)")
 	f.StringVar(&sf.tokenFile, "token-file", "", "file holding the bearer token")
 	f.StringSliceVar(&sf.origins, "allowed-origin", nil, "browser origin allowed besides loopback ones (repeatable, * for any)")
-	f.IntVar(&sf.maxSessions, "max-sessions", 64, "concurrent sessions (each holds a sandbox); 0 for no limit")
+	f.IntVar(&sf.maxSessions, "max-sessions", c.plan.Sessions, "concurrent sessions (each holds a sandbox); 0 for no limit (default derived from this machine: see README)")
+	f.Int64Var(&sf.memoryBudgetMiB, "memory-budget", c.plan.BudgetBytes>>20, "MiB of memory sandboxes may reserve in all: a session reserves its --memory (plus its workspace when docker workspaces are tmpfs) and is refused when that does not fit; 0 for no check (default: this machine's memory less a reserve, see README)")
 	f.DurationVar(&sf.idleTimeout, "idle-timeout", 30*time.Minute, "end a session that makes no tool call for this long; 0 never")
 	f.DurationVar(&sf.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for sessions to close")
 	f.IntVar(&sf.maxSteps, "max-steps", 0, "tool calls per episode (default: the task's, else 50)")
 	f.DurationVar(&sf.maxTime, "max-time", 0, "wall time per episode (default: the task's, else 5h)")
 	f.DurationVar(&sf.execTimeout, "exec-timeout", 0, "default timeout of one execute_script call (default: the task's, else 10m)")
 	f.DurationVar(&sf.maxExec, "max-exec-timeout", 0, "largest timeout an agent may ask for (default: the task's, else 1h)")
-	f.Int64Var(&sf.memoryMiB, "memory", 0, "memory limit of agent scripts in MiB (default 8192)")
+	f.Int64Var(&sf.memoryMiB, "memory", c.plan.MemoryBytes>>20, "memory limit of agent scripts in MiB (default derived from this machine's memory: see README)")
 	f.Int64Var(&sf.pids, "pids", 0, "process and thread limit of agent scripts (default 512)")
 	f.DurationVar(&sf.gpuWait, "gpu-wait", 10*time.Minute, "how long a new session waits for GPUs leased to others")
 	f.DurationVar(&sf.progressEvery, "progress-every", 5*time.Second, "interval of progress notifications while a script runs")
@@ -104,7 +106,7 @@ func serve(ctx context.Context, c *common, sf *serveFlags) error {
 			MaxSteps: sf.maxSteps, MaxTime: tasks.Duration(sf.maxTime),
 			ExecTimeout: tasks.Duration(sf.execTimeout), MaxExecTimeout: tasks.Duration(sf.maxExec),
 		},
-		Capacity:      server.NewCapacity(sf.maxSessions),
+		Capacity:      server.NewCapacity(sf.maxSessions).WithMemory(sf.memoryBudgetMiB<<20, sessionReserve(c, sf, e)),
 		IdleTimeout:   sf.idleTimeout,
 		ProgressEvery: sf.progressEvery,
 		Version:       version,
@@ -196,4 +198,18 @@ func readToken(sf *serveFlags) (string, error) {
 		return "", errors.New("the bearer token is too short: use at least 16 characters")
 	}
 	return token, nil
+}
+
+// sessionReserve is the memory one session reserves of the host's budget:
+// its sandbox's memory limit, plus its workspace where that is a tmpfs
+// (docker as root), since tmpfs pages are memory too.
+func sessionReserve(c *common, sf *serveFlags, e *env) int64 {
+	per := sf.memoryMiB << 20
+	if per <= 0 {
+		per = sandbox.DefaultMemoryBytes
+	}
+	if e.provider.Name() == "docker" && os.Geteuid() == 0 {
+		per += c.workspaceMiB << 20
+	}
+	return per
 }
