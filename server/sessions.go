@@ -167,6 +167,12 @@ func (g *Gateway) checkSession(w http.ResponseWriter, r *http.Request, task, res
 		return true
 	}
 	if !g.sessions.owns(id, tokenOf(r), task) {
+		// A client whose session the server ended (idle, shutdown) learns
+		// why; the id is a secret only that client holds.
+		if reason, ok := g.endedReason(task, id); ok {
+			http.Error(w, "this session has ended ("+reason+"); initialize a new session", http.StatusNotFound)
+			return false
+		}
 		http.Error(w, unknownSessionMessage, http.StatusNotFound)
 		return false
 	}
@@ -218,4 +224,18 @@ func zerologLevel(l slog.Level) zerolog.Level {
 		return zerolog.WarnLevel
 	}
 	return zerolog.ErrorLevel
+}
+
+// endedReason is why the session id of task's endpoint ended, if it did
+// recently; an endpoint not yet built has ended nothing.
+func (g *Gateway) endedReason(task, id string) (string, bool) {
+	g.mu.Lock()
+	ep, ok := g.endpoints[task]
+	g.mu.Unlock()
+	if !ok {
+		return "", false
+	}
+	ep.srv.mu.Lock()
+	defer ep.srv.mu.Unlock()
+	return ep.srv.endedReason(id)
 }
