@@ -7,6 +7,7 @@ package runlog
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -50,6 +51,7 @@ type Log struct {
 	// cached; see racy. Tests shorten it to exercise the cache
 	// deterministically.
 	racyWindow time.Duration
+	limits     SnapshotLimits
 
 	fileLimit atomic.Int64
 	// hashedBytes counts bytes read from snapshot sources, so tests can prove
@@ -63,6 +65,10 @@ type Step struct {
 	Time      time.Time       `json:"time"`
 	Tool      string          `json:"tool"`
 	Arguments json.RawMessage `json:"arguments,omitempty"`
+	// ArgumentsB64 holds the exact bytes of Arguments, in base64, when they
+	// are not valid UTF-8; Arguments then has U+FFFD in place of the odd
+	// bytes, so that every trace line is valid UTF-8 JSON. Set by Append.
+	ArgumentsB64 string `json:"arguments_b64,omitempty"`
 	// Result is a short summary of the result text; Append truncates it to
 	// maxResultBytes.
 	Result     string  `json:"result"`
@@ -121,6 +127,7 @@ func open(dir, runID string) (*Log, error) {
 		trace:      f,
 		cache:      map[cacheKey]string{},
 		racyWindow: defaultRacyWindow,
+		limits:     SnapshotLimits{}.withDefaults(),
 	}
 	l.fileLimit.Store(defaultSnapshotFileLimit)
 	return l, nil
@@ -142,6 +149,14 @@ func (l *Log) Append(s Step) error {
 		s.Time = time.Now().UTC()
 	}
 	s.Result = truncateSummary(s.Result, maxResultBytes)
+	if !utf8.Valid(s.Arguments) {
+		// A raw JSON message passes its bytes through unchecked, and a line
+		// that is not UTF-8 fails strict decoders. Bytes that are not UTF-8
+		// can only sit inside JSON strings, so replacing them keeps the
+		// arguments valid JSON; the exact bytes are kept alongside.
+		s.ArgumentsB64 = base64.StdEncoding.EncodeToString(s.Arguments)
+		s.Arguments = bytes.ToValidUTF8(s.Arguments, []byte("\uFFFD"))
+	}
 
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
