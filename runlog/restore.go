@@ -79,7 +79,7 @@ func (l *Log) restoreEntries(ctx context.Context, c *dirtree.Cursor, entries []E
 		// Leaving a directory for good: its mode is final now.
 		for len(dir) > common {
 			if err := unix.Fchmod(c.Fd(), modes[len(dir)-1]); err != nil {
-				return &fs.PathError{Op: "chmod", Path: strings.Join(dir, "/"), Err: err}
+				return dirtree.PathErr("chmod", strings.Join(dir, "/"), err)
 			}
 			if err := c.Up(); err != nil {
 				return err
@@ -89,7 +89,7 @@ func (l *Log) restoreEntries(ctx context.Context, c *dirtree.Cursor, entries []E
 		for _, name := range target[common:] {
 			// Only a hand-edited manifest lacks a parent's entry.
 			if err := unix.Mkdirat(c.Fd(), name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
-				return &fs.PathError{Op: "mkdir", Path: c.Rel(name), Err: err}
+				return dirtree.PathErr("mkdir", c.Rel(name), err)
 			}
 			if err := c.Down(name); err != nil {
 				return err

@@ -277,7 +277,7 @@ func (l *Log) snapshotEntry(c *dirtree.Cursor, de *dirtree.Entry, limit int64, n
 			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EINVAL) {
 				return Entry{}, false, nil
 			}
-			return Entry{}, false, &fs.PathError{Op: "readlink", Path: de.Rel, Err: err}
+			return Entry{}, false, dirtree.PathErr("readlink", de.Rel, err)
 		}
 		e.Target = target
 		return e, true, nil
@@ -330,14 +330,14 @@ func (l *Log) snapshotFile(c *dirtree.Cursor, de *dirtree.Entry, e Entry, limit 
 		e.Skipped = SkippedUnreadable
 		return e, true, nil
 	case err != nil:
-		return Entry{}, false, &fs.PathError{Op: "open", Path: de.Rel, Err: err}
+		return Entry{}, false, dirtree.PathErr("open", de.Rel, err)
 	}
 	f := os.NewFile(uintptr(fd), de.Rel)
 	defer f.Close()
 
 	var before, after unix.Stat_t
 	if err := unix.Fstat(fd, &before); err != nil {
-		return Entry{}, false, &fs.PathError{Op: "stat", Path: de.Rel, Err: err}
+		return Entry{}, false, dirtree.PathErr("stat", de.Rel, err)
 	}
 	if before.Mode&unix.S_IFMT != unix.S_IFREG {
 		return Entry{}, false, nil
@@ -356,7 +356,7 @@ func (l *Log) snapshotFile(c *dirtree.Cursor, de *dirtree.Entry, e Entry, limit 
 	e.SHA256 = sum
 
 	if err := unix.Fstat(fd, &after); err != nil {
-		return Entry{}, false, &fs.PathError{Op: "stat", Path: de.Rel, Err: err}
+		return Entry{}, false, dirtree.PathErr("stat", de.Rel, err)
 	}
 	key := keyOf(de.Rel, &after)
 	// Cache only what is known to be stable: the file did not change while

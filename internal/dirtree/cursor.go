@@ -15,7 +15,6 @@ package dirtree
 
 import (
 	"fmt"
-	"io/fs"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -87,12 +86,12 @@ func (c *Cursor) Rel(name string) string {
 func (c *Cursor) Down(name string) error {
 	fd, err := unix.Openat(c.fd, name, dirFlags|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: c.Rel(name), Err: err}
+		return PathErr("open", c.Rel(name), err)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
-		return &fs.PathError{Op: "stat", Path: c.Rel(name), Err: err}
+		return PathErr("stat", c.Rel(name), err)
 	}
 	unix.Close(c.fd)
 	c.fd = fd
@@ -137,13 +136,13 @@ func (c *Cursor) reopen(depth int) error {
 		next, err := unix.Openat(fd, c.names[i], dirFlags|unix.O_NOFOLLOW, 0)
 		unix.Close(fd)
 		if err != nil {
-			return &fs.PathError{Op: "reopen", Path: strings.Join(c.names[:i+1], "/"), Err: err}
+			return PathErr("reopen", strings.Join(c.names[:i+1], "/"), err)
 		}
 		fd = next
 		var st unix.Stat_t
 		if err := unix.Fstat(fd, &st); err != nil {
 			unix.Close(fd)
-			return &fs.PathError{Op: "stat", Path: strings.Join(c.names[:i+1], "/"), Err: err}
+			return PathErr("stat", strings.Join(c.names[:i+1], "/"), err)
 		}
 		ids = append(ids, idOf(&st))
 	}
@@ -171,7 +170,7 @@ func (c *Cursor) MoveTo(dir []string, mkdir bool, perm uint32) error {
 	for _, name := range dir[common:] {
 		if mkdir {
 			if err := unix.Mkdirat(c.fd, name, perm); err != nil && err != unix.EEXIST {
-				return &fs.PathError{Op: "mkdir", Path: c.Rel(name), Err: err}
+				return PathErr("mkdir", c.Rel(name), err)
 			}
 		}
 		if err := c.Down(name); err != nil {
@@ -188,7 +187,7 @@ func (c *Cursor) ReadNames() ([]string, error) {
 	// for anyone else reading it.
 	fd, err := unix.Openat(c.fd, ".", dirFlags, 0)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: c.here(), Err: err}
+		return nil, PathErr("open", c.here(), err)
 	}
 	defer unix.Close(fd)
 	var names []string
@@ -199,7 +198,7 @@ func (c *Cursor) ReadNames() ([]string, error) {
 			continue
 		}
 		if err != nil {
-			return nil, &fs.PathError{Op: "readdir", Path: c.here(), Err: err}
+			return nil, PathErr("readdir", c.here(), err)
 		}
 		if n <= 0 {
 			return names, nil

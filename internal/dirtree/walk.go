@@ -133,7 +133,7 @@ func (w *Walker) Walk(ctx context.Context, root string) error {
 			if errors.Is(err, unix.ENOENT) {
 				continue // removed since the listing
 			}
-			return &fs.PathError{Op: "lstat", Path: e.Rel, Err: err}
+			return PathErr("lstat", e.Rel, err)
 		}
 		descend, err := w.Visit(c, e)
 		if err != nil {
@@ -216,4 +216,10 @@ func ValidRel(p string) bool {
 		}
 	}
 	return true
+}
+
+// PathErr is an *fs.PathError for the relative path rel, shortened with
+// ShortPath so that an error deep in a tree stays readable.
+func PathErr(op, rel string, err error) error {
+	return &fs.PathError{Op: op, Path: ShortPath(rel), Err: err}
 }
