@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -102,6 +103,35 @@ func BenchmarkEditLarge(b *testing.B) {
 			b.SetBytes(int64(len(tc.content) + len(tc.old)))
 			for b.Loop() {
 				occurrences(tc.content, tc.old)
+			}
+		})
+	}
+}
+
+// BenchmarkDiffLarge measures the diff of the largest files an edit can
+// produce: the minimal diff is bounded by maxDiffLines and maxDiffEdits, and
+// past them the change is shown as one block, so the cost stays linear.
+func BenchmarkDiffLarge(b *testing.B) {
+	var x, y strings.Builder
+	for i := 0; x.Len() < MaxWrite/2; i++ {
+		fmt.Fprintf(&x, "line %d\n", i)
+		fmt.Fprintf(&y, "line %d\n", i*7%1000)
+	}
+	// Just under maxDiffLines, with every other line changed: the minimal
+	// diff searches up to maxDiffEdits before giving up.
+	var p, q strings.Builder
+	for i := range maxDiffLines / 2 {
+		fmt.Fprintf(&p, "same\nold %d\n", i)
+		fmt.Fprintf(&q, "same\nnew %d\n", i)
+	}
+	cases := []struct{ name, old, new string }{
+		{"all lines changed", x.String(), y.String()},
+		{"edit search at its bound", p.String()[:p.Len()/2], q.String()[:q.Len()/2]},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				capDiff(UnifiedDiff("f", tc.old, tc.new))
 			}
 		})
 	}
