@@ -7,6 +7,7 @@ package runlog
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -51,6 +52,7 @@ type Log struct {
 	// cached; see racy. Tests shorten it to exercise the cache
 	// deterministically.
 	racyWindow time.Duration
+	limits     SnapshotLimits
 
 	fileLimit atomic.Int64
 	// hashedBytes counts bytes read from snapshot sources, so tests can prove
@@ -68,6 +70,11 @@ type Step struct {
 	// argument name ("*" for the arguments as a whole).
 	Arguments       json.RawMessage   `json:"arguments,omitempty"`
 	ArgumentsElided map[string]Elided `json:"arguments_elided,omitempty"`
+	// ArgumentsB64 holds the exact bytes of Arguments, in base64, when they
+	// are not valid UTF-8 (and not cut); Arguments then has U+FFFD in place
+	// of the odd bytes, so that every trace line is valid UTF-8 JSON. Set by
+	// Append.
+	ArgumentsB64 string `json:"arguments_b64,omitempty"`
 	// Result is a short summary of the result text; Append truncates it to
 	// maxResultBytes.
 	Result     string  `json:"result"`
@@ -126,6 +133,7 @@ func open(dir, runID string) (*Log, error) {
 		trace:      f,
 		cache:      map[cacheKey]string{},
 		racyWindow: defaultRacyWindow,
+		limits:     SnapshotLimits{}.withDefaults(),
 	}
 	l.fileLimit.Store(defaultSnapshotFileLimit)
 	return l, nil
@@ -147,6 +155,17 @@ func (l *Log) Append(s Step) error {
 		s.Time = time.Now().UTC()
 	}
 	s.Result = truncateSummary(s.Result, maxResultBytes)
+	if !utf8.Valid(s.Arguments) {
+		// A raw JSON message passes its bytes through unchecked, and a line
+		// that is not UTF-8 fails strict decoders. Bytes that are not UTF-8
+		// can only sit inside JSON strings, so replacing them keeps the
+		// arguments valid JSON; the exact bytes are kept alongside, unless
+		// they are too large to keep, where the cut below records a digest.
+		if len(s.Arguments) <= MaxArgumentBytes {
+			s.ArgumentsB64 = base64.StdEncoding.EncodeToString(s.Arguments)
+		}
+		s.Arguments = bytes.ToValidUTF8(s.Arguments, []byte("\uFFFD"))
+	}
 	var elided map[string]Elided
 	s.Arguments, elided = capArguments(s.Arguments)
 	if len(elided) > 0 {

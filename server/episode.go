@@ -316,7 +316,9 @@ func (ep *episode) submit(ctx context.Context, answer string) (runlog.Result, er
 
 	r := ep.result
 	r.Steps = steps
-	final, err := ep.log.Snapshot(ctx, ep.sb.Workspace(), "final")
+	sctx, cancel := context.WithTimeout(ctx, finalSnapshotTimeout)
+	final, err := ep.log.Snapshot(sctx, ep.sb.Workspace(), "final")
+	cancel()
 	if err == nil {
 		err = ep.sb.Close()
 	}
