@@ -1,6 +1,7 @@
 # mlab: build, demo, test, bench.
 #   make demo   runs the baseline agent on a built-in task through MCP and prints its score
-#   make test   runs every test (unit and end-to-end)
+#   make test   runs every test (unit and end-to-end), the hostile suite included
+#   make test-hostile  runs only the attacks (TestHostile*), contained
 
 PYTHON ?= /usr/bin/python3
 GO     ?= go
@@ -8,7 +9,7 @@ BIN    := bin/mlab
 TASK   ?= tabular-classification
 DEBIAN_PACKAGES := python3 python3-numpy python3-pandas python3-sklearn bubblewrap util-linux patch
 
-.PHONY: all build demo test bench deps image clean
+.PHONY: all build demo test test-hostile bench deps image clean
 
 all: build
 
@@ -42,7 +43,14 @@ demo: deps build
 
 test: deps
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 20m -skip Hostile ./...
+	$(MAKE) test-hostile
+
+# The attacks on the sandboxes and the eval run in a pids and memory cgroup
+# and with TMPDIR (where local sandboxes live) on a size-capped tmpfs of
+# their own, so a regression cannot take the machine down with it.
+test-hostile: deps
+	.ci/contain $(GO) test -count=1 -timeout 30m -run Hostile ./...
 
 # Each benchmark runs beside its baseline in the same run; the counts are
 # sized so the ratios are stable on a 2-core machine.

@@ -1,6 +1,7 @@
 package runlog
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,8 +12,10 @@ import (
 
 // Recover marks as aborted the runs under root that a server stopped
 // without finishing: result.json still says running and the server process
-// it names (Result.Server) is gone, which alive reports. Their traces stay as
-// they are. It returns the run IDs it marked.
+// it names (Result.ServerLock, else Result.Server) is gone, which alive
+// reports. A trace that ends
+// in a torn line (a killed server's write cut short) is cut back to its last
+// whole line; the rest stays as it is. It returns the run IDs it marked.
 func Recover(root string, alive func(server string) bool) ([]string, error) {
 	entries, err := os.ReadDir(root)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -29,12 +32,19 @@ func Recover(root string, alive func(server string) bool) ([]string, error) {
 		}
 		dir := filepath.Join(root, e.Name())
 		r, err := ReadResult(dir)
-		if err != nil || r.Status != StatusRunning || alive(r.Server) {
+		owner := r.ServerLock
+		if owner == "" {
+			owner = r.Server
+		}
+		if err != nil || r.Status != StatusRunning || alive(owner) {
 			continue
+		}
+		ended := lastActivity(dir, r.StartedAt)
+		if err := trimTornLine(filepath.Join(dir, traceFile)); err != nil {
+			errs = append(errs, fmt.Errorf("run %s: %w", e.Name(), err))
 		}
 		r.Status = StatusAborted
 		r.Error = "the server stopped unexpectedly (killed or crashed) before the episode ended"
-		ended := lastActivity(dir, r.StartedAt)
 		r.EndedAt = &ended
 		r.Seconds = ended.Sub(r.StartedAt).Seconds()
 		data, err := encodeResult(r)
@@ -57,4 +67,52 @@ func lastActivity(dir string, started time.Time) time.Time {
 		return info.ModTime().UTC()
 	}
 	return started
+}
+
+// trimTornLine cuts a trace back to the end of its last whole line. Append
+// writes each line with one write(2), but a large write is not atomic: a
+// server killed during one can leave part of a line, which would make the
+// whole trace unreadable as JSON lines.
+func trimTornLine(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open trace: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat trace: %w", err)
+	}
+	// Scan back from the end in blocks for the last newline.
+	const block = 64 << 10
+	buf := make([]byte, block)
+	end := info.Size()
+	for pos := end; pos > 0; {
+		n := min(pos, block)
+		pos -= n
+		if _, err := f.ReadAt(buf[:n], pos); err != nil {
+			return fmt.Errorf("read trace: %w", err)
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			keep := pos + int64(i) + 1
+			if keep == end {
+				return nil
+			}
+			return truncate(f, keep)
+		}
+	}
+	if end == 0 {
+		return nil
+	}
+	return truncate(f, 0) // not one whole line
+}
+
+func truncate(f *os.File, size int64) error {
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("trim torn trace line: %w", err)
+	}
+	return f.Sync()
 }

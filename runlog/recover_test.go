@@ -1,7 +1,11 @@
 package runlog
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -47,5 +51,55 @@ func TestRecover(t *testing.T) {
 	}
 	if again, _ := Recover(root, func(s string) bool { return s == "live" }); len(again) != 0 {
 		t.Errorf("second Recover marked %v", again)
+	}
+}
+
+// A server killed during a large trace write leaves a torn last line;
+// recovery cuts it so that the trace is whole JSON lines again.
+func TestHostileTornTraceLine(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tail string // written after the whole lines
+		want int    // whole lines left
+	}{
+		{"torn", `{"step":3,"tool":"write_file","arguments":{"content":"xxxxxxxx`, 2},
+		{"whole", "", 2},
+		{"torn large", `{"step":3,"result":"` + strings.Repeat("y", 200<<10), 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			l, err := Create(root, "run")
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.WriteResult(Result{Task: "t", Status: StatusRunning, Server: "dead", StartedAt: time.Now().Add(-time.Minute)})
+			l.Append(Step{Step: 1, Tool: "list_files"})
+			l.Append(Step{Step: 2, Tool: "read_file"})
+			l.Close()
+			path := filepath.Join(root, "run", traceFile)
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString(tc.tail)
+			f.Close()
+			if _, err := Recover(root, func(string) bool { return false }); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+			if len(lines) != tc.want || !strings.HasSuffix(string(b), "\n") {
+				t.Fatalf("trace after recovery: %q", b)
+			}
+			for _, line := range lines {
+				var s Step
+				if err := json.Unmarshal([]byte(line), &s); err != nil {
+					t.Errorf("line %q: %v", line, err)
+				}
+			}
+		})
 	}
 }

@@ -4,11 +4,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mlab/mlab/internal/dirtree"
 )
 
 // Restore materialises manifest name into dst, which must be an empty
@@ -16,9 +22,11 @@ import (
 // and symlinks, and verifies every object against its hash so that a
 // corrupted store cannot silently produce a wrong submission. Entries
 // recorded as skipped are not restored (directories still are, empty).
-// Writes go through an os.Root, so even a tampered manifest cannot write
-// outside dst. On error dst is left partially populated; callers should
-// discard it.
+// Everything is created relative to directory descriptors (package
+// dirtree), never followed through a symlink, so even a tampered manifest
+// cannot write outside dst, and trees deeper than PATH_MAX restore in time
+// linear in the manifest. Errors name entries by their relative paths. On
+// error dst is left partially populated; callers should discard it.
 func (l *Log) Restore(ctx context.Context, name, dst string) error {
 	m, err := l.ReadManifest(name)
 	if err != nil {
@@ -34,95 +42,162 @@ func (l *Log) Restore(ctx context.Context, name, dst string) error {
 	if len(existing) > 0 {
 		return fmt.Errorf("restore %s: destination %s is not empty", name, dst)
 	}
-	root, err := os.OpenRoot(dst)
+	c, err := dirtree.Open(dst)
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", name, err)
 	}
-	defer root.Close()
-
-	var dirs []Entry
-	for _, e := range m.Entries {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("restore %s: %w", name, err)
-		}
-		if !fs.ValidPath(e.Path) || e.Path == "." {
-			return fmt.Errorf("restore %s: invalid entry path %q", name, e.Path)
-		}
-		if e.Skipped != "" && e.Type != TypeDir {
-			continue
-		}
-		// Snapshot lists parents first; this only matters for hand-edited
-		// manifests.
-		if parent := path.Dir(e.Path); parent != "." {
-			if err := root.MkdirAll(parent, 0o755); err != nil {
-				return fmt.Errorf("restore %s: %w", name, err)
-			}
-		}
-		switch e.Type {
-		case TypeDir:
-			// Owner-writable until the end so that children can be created
-			// inside directories recorded as read-only.
-			if err := root.MkdirAll(e.Path, 0o700); err != nil {
-				return fmt.Errorf("restore %s: %w", name, err)
-			}
-			dirs = append(dirs, e)
-		case TypeFile:
-			if err := l.restoreFile(root, e); err != nil {
-				return fmt.Errorf("restore %s: %w", name, err)
-			}
-		case TypeSymlink:
-			if err := root.Symlink(e.Target, e.Path); err != nil {
-				return fmt.Errorf("restore %s: %w", name, err)
-			}
-		default:
-			return fmt.Errorf("restore %s: entry %q has unknown type %q", name, e.Path, e.Type)
-		}
-	}
-	// Deepest first, so a read-only parent is locked only after its children.
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := root.Chmod(dirs[i].Path, dirs[i].Mode.Perm()); err != nil {
-			return fmt.Errorf("restore %s: %w", name, err)
-		}
+	defer c.Close()
+	if err := l.restoreEntries(ctx, c, m.Entries); err != nil {
+		return fmt.Errorf("restore %s: %w", name, err)
 	}
 	return nil
 }
 
-func (l *Log) restoreFile(root *os.Root, e Entry) error {
-	if !validSum(e.SHA256) {
-		return fmt.Errorf("entry %q has invalid sha256 %q", e.Path, e.SHA256)
+// restoreEntries creates entries below c. Snapshot lists parents first in
+// depth-first order, so the cursor moves one step at a time; a hand-edited
+// manifest in another order is sorted first.
+func (l *Log) restoreEntries(ctx context.Context, c *dirtree.Cursor, entries []Entry) error {
+	for _, e := range entries {
+		if !dirtree.ValidRel(e.Path) {
+			return fmt.Errorf("invalid entry path %q", e.Path)
+		}
 	}
-	objPath := l.objectPath(e.SHA256)
-	obj, err := os.Open(objPath)
+	if !slices.IsSortedFunc(entries, compareTreeOrder) {
+		entries = slices.Clone(entries)
+		slices.SortStableFunc(entries, compareTreeOrder)
+	}
+	// modes[i] is the mode to give directory c.names[i] once its contents
+	// are in place: it stays owner-writable until then, so that children can
+	// be created inside directories recorded as read-only.
+	var modes []uint32
+	var dir []string
+	moveTo := func(target []string) error {
+		common := 0
+		for common < len(target) && common < len(dir) && target[common] == dir[common] {
+			common++
+		}
+		// Leaving a directory for good: its mode is final now.
+		for len(dir) > common {
+			if err := unix.Fchmod(c.Fd(), modes[len(dir)-1]); err != nil {
+				return dirtree.PathErr("chmod", strings.Join(dir, "/"), err)
+			}
+			if err := c.Up(); err != nil {
+				return err
+			}
+			dir, modes = dir[:len(dir)-1], modes[:len(dir)-1]
+		}
+		for _, name := range target[common:] {
+			// Only a hand-edited manifest lacks a parent's entry.
+			if err := unix.Mkdirat(c.Fd(), name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+				return dirtree.PathErr("mkdir", c.Rel(name), err)
+			}
+			if err := c.Down(name); err != nil {
+				return err
+			}
+			dir, modes = append(dir, name), append(modes, 0o755)
+		}
+		return nil
+	}
+	var parent []string
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if e.Skipped != "" && e.Type != TypeDir {
+			continue
+		}
+		parent = append(parent[:0], strings.Split(e.Path, "/")...)
+		base := parent[len(parent)-1]
+		parent = parent[:len(parent)-1]
+		if err := moveTo(parent); err != nil {
+			return fmt.Errorf("entry %q: %w", dirtree.ShortPath(e.Path), err)
+		}
+		var err error
+		switch e.Type {
+		case TypeDir:
+			if err = unix.Mkdirat(c.Fd(), base, 0o700); err == nil || errors.Is(err, unix.EEXIST) {
+				err = moveTo(append(parent, base))
+				modes[len(modes)-1] = uint32(e.Mode.Perm())
+			}
+		case TypeFile:
+			err = l.restoreFile(c.Fd(), base, e)
+		case TypeSymlink:
+			err = unix.Symlinkat(e.Target, c.Fd(), base)
+		default:
+			return fmt.Errorf("entry %q has unknown type %q", e.Path, e.Type)
+		}
+		if err != nil {
+			return fmt.Errorf("entry %q: %w", dirtree.ShortPath(e.Path), err)
+		}
+	}
+	return moveTo(nil)
+}
+
+// compareTreeOrder orders paths as a depth-first walk meets them: by
+// component, so that "a/b" comes right after "a" and before "a-b".
+func compareTreeOrder(a, b Entry) int {
+	x, y := a.Path, b.Path
+	for i := 0; i < len(x) && i < len(y); i++ {
+		if x[i] == y[i] {
+			continue
+		}
+		switch {
+		case x[i] == '/':
+			return -1
+		case y[i] == '/':
+			return 1
+		case x[i] < y[i]:
+			return -1
+		default:
+			return 1
+		}
+	}
+	return len(x) - len(y)
+}
+
+// restoreFile creates file base in directory dirfd from its object.
+func (l *Log) restoreFile(dirfd int, base string, e Entry) error {
+	if !validSum(e.SHA256) {
+		return fmt.Errorf("invalid sha256 %q", e.SHA256)
+	}
+	obj, err := os.Open(l.objectPath(e.SHA256))
 	if err != nil {
-		return fmt.Errorf("open object for %q: %w", e.Path, err)
+		// The object's path is the server's business, not the agent's.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("open object %s: %w", e.SHA256, err)
 	}
 	defer obj.Close()
 
-	f, err := root.OpenFile(e.Path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	fd, err := unix.Openat(dirfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return fmt.Errorf("create %q: %w", e.Path, err)
+		return fmt.Errorf("create: %w", err)
 	}
+	f := os.NewFile(uintptr(fd), base)
 	h := sha256.New()
 	n, copyErr := io.Copy(io.MultiWriter(f, h), obj)
+	// Explicit chmod because the create mode is filtered by the umask.
+	chmodErr := f.Chmod(e.Mode.Perm())
 	closeErr := f.Close()
-	if copyErr != nil {
-		return fmt.Errorf("copy object %s to %q: %w", objPath, e.Path, copyErr)
-	}
-	if closeErr != nil {
-		return fmt.Errorf("close %q: %w", e.Path, closeErr)
+	switch {
+	case copyErr != nil:
+		return fmt.Errorf("copy object %s: %w", e.SHA256, copyErr)
+	case closeErr != nil:
+		return fmt.Errorf("close: %w", closeErr)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != e.SHA256 {
 		// Never leave corrupt bytes where a careless caller could score them.
-		_ = root.Remove(e.Path)
-		return fmt.Errorf("object %s for %q is corrupt: hash mismatch (got %s)", objPath, e.Path, got)
+		_ = unix.Unlinkat(dirfd, base, 0)
+		return fmt.Errorf("object %s is corrupt: hash mismatch (got %s)", e.SHA256, got)
 	}
 	if n != e.Size {
-		_ = root.Remove(e.Path)
-		return fmt.Errorf("object %s for %q: size %d, manifest says %d", objPath, e.Path, n, e.Size)
+		_ = unix.Unlinkat(dirfd, base, 0)
+		return fmt.Errorf("object %s: size %d, manifest says %d", e.SHA256, n, e.Size)
 	}
-	// Explicit chmod because the create mode is filtered by the umask.
-	if err := root.Chmod(e.Path, e.Mode.Perm()); err != nil {
-		return fmt.Errorf("chmod %q: %w", e.Path, err)
+	if chmodErr != nil {
+		return fmt.Errorf("chmod: %w", chmodErr)
 	}
 	return nil
 }

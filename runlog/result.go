@@ -19,13 +19,16 @@ const (
 // Result is result.json. Pointers are for values that may be absent, so that
 // a zero score is distinguishable from no score.
 type Result struct {
-	RunID       string     `json:"run_id"`
-	Task        string     `json:"task"`
-	SessionID   string     `json:"session_id"`
-	Agent       string     `json:"agent,omitempty"` // client name/version as reported in initialize
-	Backend     string     `json:"backend"`
-	Server      string     `json:"server,omitempty"` // the server process, to tell a crash from a live run
-	Status      string     `json:"status"`           // one of the Status constants
+	RunID     string `json:"run_id"`
+	Task      string `json:"task"`
+	SessionID string `json:"session_id"`
+	Agent     string `json:"agent,omitempty"` // client name/version as reported in initialize
+	Backend   string `json:"backend"`
+	Server    string `json:"server,omitempty"` // the server process ("<pid>:<start>"), as servers before lock files judge it
+	// ServerLock is the owner ID of the server's lock (internal/proc), by
+	// which a crash is told from a live run; Server is the fallback.
+	ServerLock  string     `json:"server_lock,omitempty"`
+	Status      string     `json:"status"` // one of the Status constants
 	Metric      string     `json:"metric,omitempty"`
 	Direction   string     `json:"direction,omitempty"`
 	Score       *float64   `json:"score,omitempty"`
@@ -46,6 +49,8 @@ func (l *Log) WriteResult(r Result) error {
 	if r.RunID == "" {
 		r.RunID = l.id
 	}
+	// The client names itself in initialize, with a string of any length.
+	r.Agent = truncateSummary(r.Agent, maxAgentBytes)
 	data, err := encodeResult(r)
 	if err != nil {
 		return err

@@ -7,8 +7,10 @@ package runlog
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,6 +52,7 @@ type Log struct {
 	// cached; see racy. Tests shorten it to exercise the cache
 	// deterministically.
 	racyWindow time.Duration
+	limits     SnapshotLimits
 
 	fileLimit atomic.Int64
 	// hashedBytes counts bytes read from snapshot sources, so tests can prove
@@ -59,10 +62,19 @@ type Log struct {
 
 // Step is one line of trace.jsonl.
 type Step struct {
-	Step      int             `json:"step"`
-	Time      time.Time       `json:"time"`
-	Tool      string          `json:"tool"`
-	Arguments json.RawMessage `json:"arguments,omitempty"`
+	Step int       `json:"step"`
+	Time time.Time `json:"time"`
+	Tool string    `json:"tool"`
+	// Arguments are the call's arguments; Append cuts them to about
+	// MaxArgumentBytes and records in ArgumentsElided what it cut, by
+	// argument name ("*" for the arguments as a whole).
+	Arguments       json.RawMessage   `json:"arguments,omitempty"`
+	ArgumentsElided map[string]Elided `json:"arguments_elided,omitempty"`
+	// ArgumentsB64 holds the exact bytes of Arguments, in base64, when they
+	// are not valid UTF-8 (and not cut); Arguments then has U+FFFD in place
+	// of the odd bytes, so that every trace line is valid UTF-8 JSON. Set by
+	// Append.
+	ArgumentsB64 string `json:"arguments_b64,omitempty"`
 	// Result is a short summary of the result text; Append truncates it to
 	// maxResultBytes.
 	Result     string  `json:"result"`
@@ -121,6 +133,7 @@ func open(dir, runID string) (*Log, error) {
 		trace:      f,
 		cache:      map[cacheKey]string{},
 		racyWindow: defaultRacyWindow,
+		limits:     SnapshotLimits{}.withDefaults(),
 	}
 	l.fileLimit.Store(defaultSnapshotFileLimit)
 	return l, nil
@@ -142,6 +155,26 @@ func (l *Log) Append(s Step) error {
 		s.Time = time.Now().UTC()
 	}
 	s.Result = truncateSummary(s.Result, maxResultBytes)
+	if !utf8.Valid(s.Arguments) {
+		// A raw JSON message passes its bytes through unchecked, and a line
+		// that is not UTF-8 fails strict decoders. Bytes that are not UTF-8
+		// can only sit inside JSON strings, so replacing them keeps the
+		// arguments valid JSON; the exact bytes are kept alongside, unless
+		// they are too large to keep, where the cut below records a digest.
+		if len(s.Arguments) <= MaxArgumentBytes {
+			s.ArgumentsB64 = base64.StdEncoding.EncodeToString(s.Arguments)
+		}
+		s.Arguments = bytes.ToValidUTF8(s.Arguments, []byte("\uFFFD"))
+	}
+	var elided map[string]Elided
+	s.Arguments, elided = capArguments(s.Arguments)
+	if len(elided) > 0 {
+		if s.ArgumentsElided == nil {
+			s.ArgumentsElided = elided
+		} else {
+			maps.Copy(s.ArgumentsElided, elided)
+		}
+	}
 
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

@@ -2,13 +2,21 @@ package runlog
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mlab/mlab/internal/dirtree"
 )
 
 // Entry types.
@@ -34,13 +42,20 @@ const defaultRacyWindow = time.Second
 
 // Entry is one path in a manifest.
 type Entry struct {
-	Path    string      `json:"path"` // slash-separated, relative
+	// Path is slash-separated and relative. In memory it holds the name's
+	// exact bytes; in JSON a name that is not valid UTF-8 (which JSON strings
+	// cannot carry) is also stored as PathB64, and Path is then only a
+	// readable approximation.
+	Path    string      `json:"path"`
+	PathB64 string      `json:"path_b64,omitempty"`
 	Type    string      `json:"type"` // "file", "dir", "symlink"
 	Mode    fs.FileMode `json:"mode"` // permission bits
 	Size    int64       `json:"size,omitempty"`
 	SHA256  string      `json:"sha256,omitempty"`
-	Target  string      `json:"target,omitempty"` // symlinks
-	Skipped string      `json:"skipped,omitempty"`
+	// Target is a symlink's target, stored like Path (TargetB64).
+	Target    string `json:"target,omitempty"`
+	TargetB64 string `json:"target_b64,omitempty"`
+	Skipped   string `json:"skipped,omitempty"`
 }
 
 // Manifest is snapshots/<name>.json.
@@ -50,9 +65,78 @@ type Manifest struct {
 	Entries []Entry   `json:"entries"`
 }
 
+// plainManifest is Manifest without its JSON methods.
+type plainManifest Manifest
+
+// MarshalJSON stores names that are not valid UTF-8 losslessly, in base64:
+// encoding/json would turn their odd bytes into U+FFFD, so that two such
+// names collide and one alone is restored under another name.
+func (m Manifest) MarshalJSON() ([]byte, error) { return json.Marshal(m.wire()) }
+
+// wire returns m as it is written, with base64 names where needed.
+func (m Manifest) wire() plainManifest {
+	p := plainManifest(m)
+	copied := false
+	for i, e := range m.Entries {
+		if utf8.ValidString(e.Path) && utf8.ValidString(e.Target) {
+			continue
+		}
+		if !copied {
+			p.Entries, copied = slices.Clone(m.Entries), true
+		}
+		p.Entries[i].Path, p.Entries[i].PathB64 = encodeName(e.Path)
+		p.Entries[i].Target, p.Entries[i].TargetB64 = encodeName(e.Target)
+	}
+	return p
+}
+
+// UnmarshalJSON reads what MarshalJSON writes; manifests from before
+// PathB64 existed read as they always did.
+func (m *Manifest) UnmarshalJSON(data []byte) error {
+	var p plainManifest
+	if err := json.Unmarshal(data, &p); err != nil {
+		return err
+	}
+	for i := range p.Entries {
+		e := &p.Entries[i]
+		var err error
+		if e.Path, err = decodeName(e.Path, e.PathB64); err != nil {
+			return fmt.Errorf("entry %d path: %w", i, err)
+		}
+		if e.Target, err = decodeName(e.Target, e.TargetB64); err != nil {
+			return fmt.Errorf("entry %d target: %w", i, err)
+		}
+		e.PathB64, e.TargetB64 = "", ""
+	}
+	*m = Manifest(p)
+	return nil
+}
+
+// encodeName returns name itself if it is valid UTF-8, and otherwise a
+// readable approximation plus the exact bytes in base64.
+func encodeName(name string) (text, b64 string) {
+	if utf8.ValidString(name) {
+		return name, ""
+	}
+	return strings.ToValidUTF8(name, "\uFFFD"), base64.StdEncoding.EncodeToString([]byte(name))
+}
+
+func decodeName(text, b64 string) (string, error) {
+	if b64 == "" {
+		return text, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return "", fmt.Errorf("decode base64: %w", err)
+	}
+	return string(b), nil
+}
+
 // cacheKey identifies one version of a file cheaply. Any write changes the
 // size, mtime or ctime, and a replaced file changes the inode; the device
-// keeps trees on different filesystems apart.
+// keeps trees on different filesystems apart. The change time cannot be set
+// from user space, so unlike mtime it cannot be rewound to make a modified
+// file look unchanged.
 type cacheKey struct {
 	path  string
 	size  int64
@@ -62,9 +146,8 @@ type cacheKey struct {
 	ctime int64
 }
 
-func keyOf(p string, fi fs.FileInfo) cacheKey {
-	dev, ino, ctime := fileIdentity(fi)
-	return cacheKey{path: p, size: fi.Size(), mtime: fi.ModTime().UnixNano(), dev: dev, ino: ino, ctime: ctime}
+func keyOf(p string, st *unix.Stat_t) cacheKey {
+	return cacheKey{path: p, size: st.Size, mtime: st.Mtim.Nano(), dev: uint64(st.Dev), ino: st.Ino, ctime: st.Ctim.Nano()}
 }
 
 // SetSnapshotFileLimit sets the size above which Snapshot records a file as
@@ -76,6 +159,14 @@ func (l *Log) SetSnapshotFileLimit(n int64) {
 	l.fileLimit.Store(n)
 }
 
+// SetSnapshotLimits sets the bounds of later snapshots; zero fields take
+// the defaults.
+func (l *Log) SetSnapshotLimits(lim SnapshotLimits) {
+	l.snapMu.Lock()
+	defer l.snapMu.Unlock()
+	l.limits = lim.withDefaults()
+}
+
 func (l *Log) manifestPath(name string) string {
 	return filepath.Join(l.dir, snapshotsDir, name+".json")
 }
@@ -83,13 +174,16 @@ func (l *Log) manifestPath(name string) string {
 // Snapshot records the tree at dir as manifest snapshots/<name>.json and
 // returns name. File contents go to the content-addressed object store, and
 // a cache of (path, size, mtime, inode, ctime) -> hash means an unchanged
-// file is neither re-read nor re-stored. The tree is read through an
-// os.Root, so symlinks are recorded (not followed) and a tree that changes
-// under the walk cannot make it read outside dir. Special files (FIFOs,
-// sockets, devices) are left out; files that vanish mid-walk are left out;
-// unreadable files and directories are recorded with Skipped set. ctx is
-// checked between entries. A name that already has a manifest is an error,
-// because the trace refers to manifests by name.
+// file is neither re-read nor re-stored. The tree is walked through
+// directory descriptors (package dirtree), so each entry is resolved once,
+// whatever its depth, symlinks are recorded (not followed) and a tree that
+// changes under the walk cannot make it read outside dir. Special files
+// (FIFOs, sockets, devices) are left out; files that vanish mid-walk are
+// left out; unreadable files and directories are recorded with Skipped set.
+// A tree beyond the log's SnapshotLimits, or one that cannot be read before
+// ctx's deadline, is an error that wraps ErrTooLarge and says, with
+// workspace-relative paths only, what to remove. A name that already has a
+// manifest is an error, because the trace refers to manifests by name.
 func (l *Log) Snapshot(ctx context.Context, dir, name string) (string, error) {
 	if err := validName(name); err != nil {
 		return "", fmt.Errorf("snapshot: %w", err)
@@ -99,64 +193,61 @@ func (l *Log) Snapshot(ctx context.Context, dir, name string) (string, error) {
 
 	mpath := l.manifestPath(name)
 	if _, err := os.Lstat(mpath); err == nil {
-		return "", fmt.Errorf("snapshot %s: manifest %s: %w", name, mpath, fs.ErrExist)
+		return "", fmt.Errorf("snapshot %s: manifest already exists: %w", name, fs.ErrExist)
 	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return "", fmt.Errorf("snapshot %s: %w", name, err)
-	}
-	defer root.Close()
 
 	m := Manifest{Name: name, Time: time.Now().UTC(), Entries: []Entry{}}
 	// Building a fresh cache drops entries for deleted files, so the cache
 	// never outgrows the tree.
 	next := make(map[cacheKey]string, len(l.cache))
-	limit := l.fileLimit.Load()
+	lim := l.limits
+	fileLimit := l.fileLimit.Load()
+	var pathBytes, fileBytes int64
 
-	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, walkErr error) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if walkErr != nil {
-			if p == "." {
-				return walkErr
+	w := dirtree.Walker{
+		MaxDepth:   lim.Depth,
+		MaxEntries: lim.Entries,
+		Visit: func(c *dirtree.Cursor, de *dirtree.Entry) (bool, error) {
+			pathBytes += int64(len(de.Rel))
+			if pathBytes > lim.PathBytes {
+				return false, &dirtree.LimitError{What: "bytes of path names in all", Limit: lim.PathBytes, Path: de.Rel}
 			}
-			// A directory we listed could not be read. Its entry was just
-			// appended; keep the directory but say its contents are missing.
-			if n := len(m.Entries); n > 0 && m.Entries[n-1].Path == p {
-				if errors.Is(walkErr, fs.ErrNotExist) {
-					m.Entries = m.Entries[:n-1]
-				} else {
-					m.Entries[n-1].Skipped = SkippedUnreadable
+			e, ok, err := l.snapshotEntry(c, de, fileLimit, next)
+			if err != nil || !ok {
+				return false, err
+			}
+			if e.Type == TypeFile && e.Skipped == "" {
+				fileBytes += e.Size
+				if fileBytes > lim.FileBytes {
+					return false, &dirtree.LimitError{What: "bytes in files", Limit: lim.FileBytes, Path: de.Rel}
 				}
 			}
-			return nil
-		}
-		if p == "." {
-			return nil
-		}
-		e, ok, err := l.snapshotEntry(root, p, limit, next)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			if d.IsDir() {
-				return fs.SkipDir
+			m.Entries = append(m.Entries, e)
+			return e.Type == TypeDir, nil
+		},
+		// The directory's own entry was just appended by Visit.
+		DirError: func(de *dirtree.Entry, err error, vanished bool) error {
+			n := len(m.Entries)
+			switch {
+			case n == 0 || m.Entries[n-1].Path != de.Rel:
+				return err
+			case vanished:
+				m.Entries = m.Entries[:n-1]
+			case errors.Is(err, fs.ErrPermission):
+				m.Entries[n-1].Skipped = SkippedUnreadable
+			default:
+				return err
 			}
 			return nil
-		}
-		m.Entries = append(m.Entries, e)
-		if e.Type != TypeDir && d.IsDir() {
-			// Replaced by a non-directory since it was listed.
-			return fs.SkipDir
-		}
-		return nil
-	})
-	if err != nil {
-		return "", fmt.Errorf("snapshot %s of %s: %w", name, dir, err)
+		},
+	}
+	if err := w.Walk(ctx, dir); err != nil {
+		return "", fmt.Errorf("snapshot %s: %w", name, snapshotErr(ctx, err, len(m.Entries)))
 	}
 
-	data, err := json.MarshalIndent(m, "", "  ")
+	// The wire form directly: through MarshalJSON, encoding/json would
+	// check and re-indent the whole manifest again.
+	data, err := json.MarshalIndent(m.wire(), "", "  ")
 	if err != nil {
 		return "", fmt.Errorf("encode manifest %s: %w", name, err)
 	}
@@ -169,97 +260,109 @@ func (l *Log) Snapshot(ctx context.Context, dir, name string) (string, error) {
 	return name, nil
 }
 
-// snapshotEntry describes p and stores its content if needed. ok is false
-// when p should be left out of the manifest.
-func (l *Log) snapshotEntry(root *os.Root, p string, limit int64, next map[cacheKey]string) (e Entry, ok bool, err error) {
-	fi, err := root.Lstat(p)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return Entry{}, false, nil
-		}
-		return Entry{}, false, fmt.Errorf("lstat %s: %w", p, err)
-	}
-	e = Entry{Path: p, Mode: fi.Mode().Perm()}
-	switch {
-	case fi.IsDir():
+// snapshotEntry describes de and stores its content if needed. ok is false
+// when de should be left out of the manifest. c is at de's parent.
+func (l *Log) snapshotEntry(c *dirtree.Cursor, de *dirtree.Entry, limit int64, next map[cacheKey]string) (e Entry, ok bool, err error) {
+	st := &de.Stat
+	e = Entry{Path: de.Rel, Mode: fs.FileMode(st.Mode & 0o777)}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
 		e.Type = TypeDir
 		return e, true, nil
-	case fi.Mode()&fs.ModeSymlink != 0:
+	case unix.S_IFLNK:
 		e.Type = TypeSymlink
-		target, err := root.Readlink(p)
+		target, err := readlinkat(c.Fd(), de.Name)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
+			// EINVAL: no longer a link.
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EINVAL) {
 				return Entry{}, false, nil
 			}
-			return Entry{}, false, fmt.Errorf("readlink %s: %w", p, err)
+			return Entry{}, false, dirtree.PathErr("readlink", de.Rel, err)
 		}
 		e.Target = target
 		return e, true, nil
-	case fi.Mode().IsRegular():
+	case unix.S_IFREG:
 		e.Type = TypeFile
-		e.Size = fi.Size()
-		if fi.Size() > limit {
+		e.Size = st.Size
+		if st.Size > limit {
 			e.Skipped = SkippedTooLarge
 			return e, true, nil
 		}
-		key := keyOf(p, fi)
+		key := keyOf(de.Rel, st)
 		if sum, hit := l.cache[key]; hit {
 			e.SHA256 = sum
 			next[key] = sum
 			return e, true, nil
 		}
-		return l.snapshotFile(root, e, limit, next)
+		return l.snapshotFile(c, de, e, limit, next)
 	default:
 		// Nothing meaningful to store, and opening a FIFO could block.
 		return Entry{}, false, nil
 	}
 }
 
-// snapshotFile reads, hashes and stores the regular file e.Path. Size, mode
-// and cache key come from the open file rather than the earlier lstat, so
-// the entry describes exactly the bytes stored.
-func (l *Log) snapshotFile(root *os.Root, e Entry, limit int64, next map[cacheKey]string) (Entry, bool, error) {
-	f, err := root.OpenFile(e.Path, openSourceFlags, 0)
+// readlinkat reads the target of the symbolic link name in directory fd.
+func readlinkat(fd int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(fd, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+}
+
+// snapshotFile reads, hashes and stores the regular file de. Size, mode and
+// cache key come from the open file rather than the earlier lstat, so the
+// entry describes exactly the bytes stored.
+func (l *Log) snapshotFile(c *dirtree.Cursor, de *dirtree.Entry, e Entry, limit int64, next map[cacheKey]string) (Entry, bool, error) {
+	// O_NONBLOCK so that a file swapped for a FIFO since the lstat cannot
+	// hang the snapshot, O_NOFOLLOW so that one swapped for a link is not
+	// followed.
+	fd, err := unix.Openat(c.Fd(), de.Name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case dirtree.Vanished(err):
 		return Entry{}, false, nil
 	case errors.Is(err, fs.ErrPermission):
 		e.Skipped = SkippedUnreadable
 		return e, true, nil
 	case err != nil:
-		return Entry{}, false, fmt.Errorf("open %s: %w", e.Path, err)
+		return Entry{}, false, dirtree.PathErr("open", de.Rel, err)
 	}
+	f := os.NewFile(uintptr(fd), de.Rel)
 	defer f.Close()
 
-	before, err := f.Stat()
-	if err != nil {
-		return Entry{}, false, fmt.Errorf("stat %s: %w", e.Path, err)
+	var before, after unix.Stat_t
+	if err := unix.Fstat(fd, &before); err != nil {
+		return Entry{}, false, dirtree.PathErr("stat", de.Rel, err)
 	}
-	if !before.Mode().IsRegular() {
+	if before.Mode&unix.S_IFMT != unix.S_IFREG {
 		return Entry{}, false, nil
 	}
-	e.Mode = before.Mode().Perm()
+	e.Mode = fs.FileMode(before.Mode & 0o777)
 	sum, n, tooLarge, err := l.storeObject(f, limit)
 	if err != nil {
-		return Entry{}, false, fmt.Errorf("store %s: %w", e.Path, err)
+		return Entry{}, false, fmt.Errorf("store %q: %w", de.Rel, err)
 	}
 	e.Size = n
 	if tooLarge {
-		e.Size = before.Size()
+		e.Size = before.Size
 		e.Skipped = SkippedTooLarge
 		return e, true, nil
 	}
 	e.SHA256 = sum
 
-	after, err := f.Stat()
-	if err != nil {
-		return Entry{}, false, fmt.Errorf("stat %s: %w", e.Path, err)
+	if err := unix.Fstat(fd, &after); err != nil {
+		return Entry{}, false, dirtree.PathErr("stat", de.Rel, err)
 	}
-	key := keyOf(e.Path, after)
+	key := keyOf(de.Rel, &after)
 	// Cache only what is known to be stable: the file did not change while
 	// being read, and its last change is old enough that a further change
 	// would move its timestamps.
-	if key == keyOf(e.Path, before) && n == after.Size() && !l.racy(key, time.Now()) {
+	if key == keyOf(de.Rel, &before) && n == after.Size && !l.racy(key, time.Now()) {
 		next[key] = sum
 	}
 	return e, true, nil

@@ -2,61 +2,115 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mlab/mlab/internal/dirtree"
 )
 
 // CopyDir copies the regular files and directories of src into dst, which is
 // created if needed. Symlinks and special files are skipped: a task folder or
-// a submission must not smuggle a link to a host path into a fresh sandbox.
+// a submission must not smuggle a link to a host path into a fresh sandbox;
+// nor is a link already in dst followed. Both trees are read and written
+// relative to directory descriptors (package dirtree), so the copy is linear
+// in the tree and works beyond PATH_MAX, and errors name paths relative to
+// src, never host paths, because they can reach the agent.
 func CopyDir(ctx context.Context, src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, 0o755)
-		case d.Type().IsRegular():
-			return copyFile(p, target)
-		default:
-			return nil
-		}
-	})
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return fmt.Errorf("create copy destination: %w", hidePath(err))
+	}
+	out, err := dirtree.Open(dst)
+	if err != nil {
+		return fmt.Errorf("copy destination: %w", err)
+	}
+	defer out.Close()
+	w := dirtree.Walker{
+		Visit: func(in *dirtree.Cursor, e *dirtree.Entry) (bool, error) {
+			switch e.Stat.Mode & unix.S_IFMT {
+			case unix.S_IFDIR:
+				if err := unix.Mkdirat(out.Fd(), e.Name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+					return false, dirtree.PathErr("mkdir", e.Rel, err)
+				}
+				return true, nil
+			case unix.S_IFREG:
+				return false, copyFileAt(in.Fd(), out.Fd(), e)
+			}
+			return false, nil
+		},
+		Enter: func(e *dirtree.Entry) error { return out.Down(e.Name) },
+		Leave: func(*dirtree.Entry) error { return out.Up() },
+	}
+	if err := w.Walk(ctx, src); err != nil {
+		return fmt.Errorf("copy: %w", err)
+	}
+	return nil
 }
 
-func copyFile(src, dst string) (err error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
+// copyFileAt copies the regular file e from directory srcfd into directory
+// dstfd under the same name.
+func copyFileAt(srcfd, dstfd int, e *dirtree.Entry) (err error) {
+	// O_NONBLOCK: a file swapped for a FIFO since the lstat must not hang
+	// the copy; O_NOFOLLOW: nor may one swapped for a link be followed.
+	fd, err := unix.Openat(srcfd, e.Name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if dirtree.Vanished(err) {
+		return nil
 	}
+	if err != nil {
+		return dirtree.PathErr("open", e.Rel, err)
+	}
+	in := os.NewFile(uintptr(fd), e.Rel)
 	defer in.Close()
-	info, err := in.Stat()
-	if err != nil {
-		return err
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return dirtree.PathErr("stat", e.Rel, err)
 	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, info.Mode().Perm()|0o600)
-	if err != nil {
-		return err
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil
 	}
+	ofd, err := unix.Openat(dstfd, e.Name, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, st.Mode&0o777|0o600)
+	if err != nil {
+		return dirtree.PathErr("create", e.Rel, err)
+	}
+	out := os.NewFile(uintptr(ofd), e.Rel)
 	defer func() {
-		if cerr := out.Close(); err == nil {
-			err = cerr
+		if cerr := out.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("close %q: %w", e.Rel, hidePath(cerr))
 		}
 	}()
 	if _, err := io.Copy(out, in); err != nil {
-		return fmt.Errorf("copy %s: %w", src, err)
+		return fmt.Errorf("copy %q: %w", e.Rel, hidePath(err))
 	}
 	return nil
+}
+
+// ChownTree gives dir and everything under it to uid:gid, without following
+// symlinks, through directory descriptors like CopyDir.
+func ChownTree(dir string, uid, gid int) error {
+	if err := os.Lchown(dir, uid, gid); err != nil {
+		return fmt.Errorf("chown tree root: %w", hidePath(err))
+	}
+	w := dirtree.Walker{Visit: func(c *dirtree.Cursor, e *dirtree.Entry) (bool, error) {
+		if err := unix.Fchownat(c.Fd(), e.Name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil && !errors.Is(err, unix.ENOENT) {
+			return false, dirtree.PathErr("chown", e.Rel, err)
+		}
+		return e.IsDir(), nil
+	}}
+	if err := w.Walk(context.Background(), dir); err != nil {
+		return fmt.Errorf("chown tree: %w", err)
+	}
+	return nil
+}
+
+// hidePath drops the host path from a *fs.PathError, keeping its errno.
+func hidePath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -6,9 +6,7 @@ package sandbox
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -176,20 +174,6 @@ func Import(ctx context.Context, sb Sandbox, src, rel string) error {
 		return ChownTree(dst, uid, gid)
 	}
 	return nil
-}
-
-// ChownTree gives dir and everything under it to uid:gid, without following
-// symlinks.
-func ChownTree(dir string, uid, gid int) error {
-	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := os.Lchown(p, uid, gid); err != nil {
-			return fmt.Errorf("chown %s: %w", p, err)
-		}
-		return nil
-	})
 }
 
 // ErrClosed is returned by Exec on a sandbox that has been closed.

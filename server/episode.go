@@ -37,18 +37,22 @@ type episode struct {
 	logger  zerolog.Logger
 	start   time.Time
 	outputs atomic.Int64
-	// active is the UnixNano time of the last tool call, for the idle reaper.
-	active atomic.Int64
 	// inflight counts admitted tool calls not yet recorded, so that close
 	// can let them reach the trace before it is closed.
 	inflight sync.WaitGroup
 
-	mu       sync.Mutex
-	steps    int
-	finished bool   // final_answer called or session closed
-	ended    string // why, for the tools refused afterwards
-	released bool   // close has released the sandbox and capacity
-	result   runlog.Result
+	mu sync.Mutex
+	// active is when the last tool call started or ended, and calls how
+	// many are running, for the idle reaper.
+	active    time.Time
+	calls     int
+	steps     int
+	finished  bool   // final_answer called or session closed
+	ended     string // why, for the tools refused afterwards
+	submitted bool   // final_answer was called: it owns the release
+	released  bool   // close has released the sandbox and capacity
+	recorded  bool   // the final result.json is written
+	result    runlog.Result
 }
 
 // episodeFor returns the episode of the calling MCP session. On a server
@@ -66,6 +70,9 @@ func (s *Server) episodeFor(ctx context.Context) (*episode, error) {
 	defer s.mu.Unlock()
 	if ep, ok := s.episodes[cs.SessionID()]; ok {
 		return ep, nil
+	}
+	if reason, ok := s.endedReason(cs.SessionID()); ok {
+		return nil, endedError(reason)
 	}
 	names, _ := s.opts.Catalog.Names()
 	return nil, fmt.Errorf("no task is running in this session: call start_task with one of %s", strings.Join(names, ", "))
@@ -91,6 +98,10 @@ func (s *Server) startEpisode(ctx context.Context, task *tasks.Task) (*episode, 
 			s.mu.Unlock()
 			return ep, nil
 		}
+		if reason, ok := s.endedReason(key); ok {
+			s.mu.Unlock()
+			return nil, endedError(reason)
+		}
 		p, busy := s.starting[key]
 		if !busy {
 			break // and create it, still holding the lock
@@ -102,9 +113,9 @@ func (s *Server) startEpisode(ctx context.Context, task *tasks.Task) (*episode, 
 			return nil, ctx.Err()
 		}
 	}
-	if !s.opts.Capacity.acquire() {
+	if err := s.opts.Capacity.acquire(); err != nil {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("the server is at its limit of %d concurrent sessions: try again later", s.opts.Capacity.max)
+		return nil, err
 	}
 	p := &pending{done: make(chan struct{})}
 	s.starting[key] = p
@@ -136,6 +147,11 @@ func (s *Server) startEpisode(ctx context.Context, task *tasks.Task) (*episode, 
 	s.episodes[key] = ep
 	s.mu.Unlock()
 	return ep, nil
+}
+
+// endedError tells a client that calls again after its episode ended.
+func endedError(reason string) error {
+	return fmt.Errorf("this episode is over (%s), so no more tools can be used", reason)
 }
 
 // pending is an episode being created.
@@ -198,13 +214,16 @@ func (s *Server) newEpisode(ctx context.Context, agent string, task *tasks.Task)
 		return nil, fmt.Errorf("open workspace: %w", err)
 	}
 	ep := &episode{
-		srv: s, task: task, budgets: s.budgetsFor(task), sb: sb, ws: ws, log: rl, gpus: lease, logger: logger, start: time.Now(),
+		srv: s, task: task, budgets: s.budgetsFor(task), sb: sb, ws: ws, log: rl, gpus: lease, logger: logger, start: time.Now(), active: time.Now(),
 		result: runlog.Result{
-			RunID: runID, Task: task.Name, SessionID: sessionID, Agent: agent, Backend: s.opts.Provider.Name(), Server: proc.Self(),
+			RunID: runID, Task: task.Name, SessionID: sessionID, Agent: agent, Backend: s.opts.Provider.Name(), Server: proc.Legacy(), ServerLock: proc.Self(),
 			Status: runlog.StatusRunning, Metric: task.Config.Metric, Direction: task.Config.Direction,
 			StartedAt: time.Now().UTC(),
 		},
 	}
+	s.mu.Lock()
+	s.alive[ep] = struct{}{}
+	s.mu.Unlock()
 	ep.tools = &tools.Session{
 		Workspace:      ws,
 		Sandbox:        watched{sb, ep},
@@ -239,7 +258,7 @@ func (ep *episode) output() (io.WriteCloser, string, error) {
 func (ep *episode) begin(tool string) (step int, refusal string) {
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
-	ep.active.Store(time.Now().UnixNano())
+	ep.active = time.Now()
 	if ep.finished {
 		return 0, "this episode is over (" + ep.ended + "), so no more tools can be used"
 	}
@@ -252,8 +271,26 @@ func (ep *episode) begin(tool string) (step int, refusal string) {
 		}
 	}
 	ep.steps++
+	ep.calls++
 	ep.inflight.Add(1)
 	return ep.steps, ""
+}
+
+// end is the end of a call begin admitted, once it is recorded.
+func (ep *episode) end() {
+	ep.mu.Lock()
+	ep.calls--
+	ep.active = time.Now()
+	ep.mu.Unlock()
+	ep.inflight.Done()
+}
+
+// idle reports whether no call has run for timeout: none is in progress and
+// none started or ended since now-timeout.
+func (ep *episode) idle(now time.Time, timeout time.Duration) bool {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	return ep.calls == 0 && now.Sub(ep.active) > timeout
 }
 
 // submit ends the episode and scores its final workspace: snapshot it into
@@ -266,20 +303,29 @@ func (ep *episode) submit(ctx context.Context, answer string) (runlog.Result, er
 		return runlog.Result{}, errors.New("final_answer was already called")
 	}
 	ep.finished = true
+	ep.submitted = true
 	ep.ended = "final_answer was called"
 	steps := ep.steps
 	ep.mu.Unlock()
 
+	// The submission is scored and recorded even if its client goes away
+	// meanwhile, but a server shutting down cancels it.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	defer context.AfterFunc(ep.srv.work, cancel)()
+
 	r := ep.result
 	r.Steps = steps
-	final, err := ep.log.Snapshot(ctx, ep.sb.Workspace(), "final")
+	sctx, cancel := context.WithTimeout(ctx, finalSnapshotTimeout)
+	final, err := ep.log.Snapshot(sctx, ep.sb.Workspace(), "final")
+	cancel()
 	if err == nil {
 		err = ep.sb.Close()
 	}
 	var outcome eval.Outcome
 	var sub string
 	if err == nil {
-		sub, err = os.MkdirTemp("", "mlab-submission-")
+		sub, err = proc.MkdirOwned(ep.srv.opts.TempDir, submissionPrefix)
 	}
 	if err == nil {
 		defer os.RemoveAll(sub)
@@ -290,6 +336,9 @@ func (ep *episode) submit(ctx context.Context, answer string) (runlog.Result, er
 		outcome, err = ep.srv.opts.Scorer.Score(ctx, ep.task, sub, ep.gpus.IDs())
 	}
 	switch {
+	case err != nil && ep.srv.stopping.Load():
+		r.Status = runlog.StatusAborted
+		r.Error = stoppedReason
 	case err != nil:
 		r.Status = runlog.StatusInvalid
 		r.Error = err.Error()
@@ -297,6 +346,11 @@ func (ep *episode) submit(ctx context.Context, answer string) (runlog.Result, er
 		r.Status = runlog.StatusScored
 		r.Score = &outcome.Score
 		baseline, berr := ep.srv.opts.Baselines.Get(ctx, ep.task)
+		if berr != nil && ep.srv.stopping.Load() {
+			r.Status, r.Score = runlog.StatusAborted, nil
+			r.Error = stoppedReason
+			break
+		}
 		if berr != nil {
 			r.Error = "baseline unavailable: " + berr.Error()
 			break
@@ -358,33 +412,55 @@ func (ep *episode) broken(cause error) {
 	}
 }
 
-// finish records the final result once.
+// finish records the final result once: a later call (a shutdown that
+// gave up waiting) does not overwrite it.
 func (ep *episode) finish(r runlog.Result) {
 	now := time.Now().UTC()
 	r.EndedAt = &now
 	r.Seconds = time.Since(ep.start).Seconds()
 	ep.mu.Lock()
+	if ep.recorded {
+		ep.mu.Unlock()
+		return
+	}
+	ep.recorded = true
 	ep.result = r
 	ep.finished = true
-	ep.mu.Unlock()
+	// Written under the lock, so that two finishes cannot race on the file.
 	if err := ep.log.WriteResult(r); err != nil {
 		ep.logger.Error().Err(err).Msg("write result.json")
 	}
+	ep.mu.Unlock()
 }
 
-// close releases the episode; one that never submitted is recorded as aborted.
+// abortUnrecorded records the episode as aborted if nothing final has been
+// recorded yet: the last resort of a shutdown that cannot wait any longer.
+func (ep *episode) abortUnrecorded(reason string) {
+	ep.mu.Lock()
+	r := ep.result
+	r.Steps = ep.steps
+	ep.mu.Unlock()
+	r.Status, r.Score, r.Error = runlog.StatusAborted, nil, reason
+	ep.finish(r)
+}
+
+// close ends the episode; one that never submitted is recorded as aborted.
+// A submission keeps the episode's trace, GPUs and capacity until
+// final_answer is scored and recorded in the trace, so after final_answer
+// close leaves the release to the end of that call.
 func (ep *episode) close(reason string) {
 	ep.mu.Lock()
-	submitted := ep.finished
-	if !submitted {
+	over := ep.finished
+	if !over {
 		ep.finished, ep.ended = true, reason
 	}
 	released := ep.released
 	ep.released = true
+	submitted := ep.submitted
 	r := ep.result
 	r.Steps = ep.steps
 	ep.mu.Unlock()
-	if !submitted {
+	if !over {
 		r.Status = runlog.StatusAborted
 		r.Error = reason
 		ep.finish(r)
@@ -393,10 +469,16 @@ func (ep *episode) close(reason string) {
 	if released {
 		return
 	}
+	if submitted {
+		go func() {
+			ep.inflight.Wait()
+			ep.release()
+		}()
+		return
+	}
 	if err := ep.sb.Close(); err != nil {
 		ep.logger.Error().Err(err).Msg("close sandbox")
 	}
-	ep.gpus.Release()
 	// With the sandbox gone, calls in flight return at once; give them a
 	// moment to be recorded.
 	waited := make(chan struct{})
@@ -405,10 +487,22 @@ func (ep *episode) close(reason string) {
 	case <-waited:
 	case <-time.After(5 * time.Second):
 	}
+	ep.release()
+}
+
+// release frees what the episode holds, once its last call is recorded.
+func (ep *episode) release() {
+	if err := ep.sb.Close(); err != nil {
+		ep.logger.Error().Err(err).Msg("close sandbox")
+	}
+	ep.gpus.Release()
 	ep.ws.Close()
 	ep.log.Close()
 	ep.srv.opts.Capacity.release()
 	ep.srv.opts.Metrics.sessionEnded()
+	ep.srv.mu.Lock()
+	delete(ep.srv.alive, ep)
+	ep.srv.mu.Unlock()
 }
 
 func (ep *episode) isFinished() bool {

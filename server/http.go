@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,9 +28,16 @@ type HTTPOptions struct {
 	// Token, when set, must come with every request as "Authorization:
 	// Bearer <token>" (except /healthz).
 	Token string
+	// Tokens are further accepted tokens, e.g. the old and the new one
+	// while a token is rotated. A session belongs to the token that
+	// created it: no other token can use it.
+	Tokens []string
 	// AllowedOrigins are the browser origins accepted besides loopback
 	// ones, e.g. "https://inspector.example"; "*" accepts any.
 	AllowedOrigins []string
+	// MaxBodyBytes bounds one request body; 0 means DefaultMaxBodyBytes.
+	// A larger body is refused with 413 before it is read.
+	MaxBodyBytes int64
 }
 
 // Gateway serves MCP over streamable HTTP (/mcp) and SSE (/sse and
@@ -42,6 +50,8 @@ type Gateway struct {
 	hopts HTTPOptions
 	log   zerolog.Logger
 	start time.Time
+	// sessions binds the transports' session ids to their token.
+	sessions *sessions
 
 	mu        sync.Mutex
 	endpoints map[string]*endpoint // by task name; "" is the default
@@ -60,7 +70,13 @@ func NewGateway(opts Options, hopts HTTPOptions) (*Gateway, error) {
 	if opts.Catalog == nil {
 		return nil, errors.New("gateway: a Catalog is required")
 	}
-	g := &Gateway{opts: opts, hopts: hopts, log: opts.Logger, start: time.Now(), endpoints: map[string]*endpoint{}}
+	if hopts.MaxBodyBytes < 0 {
+		return nil, fmt.Errorf("gateway: MaxBodyBytes %d is negative", hopts.MaxBodyBytes)
+	}
+	if hopts.MaxBodyBytes == 0 {
+		hopts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	g := &Gateway{opts: opts, hopts: hopts, log: opts.Logger, start: time.Now(), endpoints: map[string]*endpoint{}, sessions: newSessions()}
 	if _, err := g.endpoint(""); err != nil {
 		return nil, err
 	}
@@ -91,16 +107,25 @@ func (g *Gateway) endpoint(task string) (*endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	scope := sessionScope{g.sessions, task}
 	ep := &endpoint{
 		srv: srv,
 		streamable: mcpserver.NewStreamableHTTPServer(srv.MCP(), mcpserver.WithHeartbeatInterval(30*time.Second),
 			// An episode and its sandbox belong to an MCP session; protocol
 			// 2026-07-28 has no sessions on HTTP, so clients are held to the
 			// revisions that do.
-			mcpserver.WithStreamableHTTPProtocolVersions(mcp.ProtocolVersion20251125, mcp.ProtocolVersion20250618, mcp.ProtocolVersion20250326)),
+			mcpserver.WithStreamableHTTPProtocolVersions(mcp.ProtocolVersion20251125, mcp.ProtocolVersion20250618, mcp.ProtocolVersion20250326),
+			// Ids are handed out, checked and ended by our table, which
+			// binds each to its token; mcp-go's default accepts any id of
+			// the right form.
+			mcpserver.WithSessionIdManagerResolver(scope),
+			mcpserver.WithStreamableHTTPLogger(slog.New(slogHandler{log: g.log})),
+		),
 		sse: mcpserver.NewSSEServer(srv.MCP(), mcpserver.WithStaticBasePath(prefix),
-			mcpserver.WithUseFullURLForMessageEndpoint(false), mcpserver.WithKeepAlive(true)),
+			mcpserver.WithUseFullURLForMessageEndpoint(false), mcpserver.WithKeepAlive(true),
+			mcpserver.WithSessionIDGenerator(scope.sseSessionID)),
 	}
+	srv.dropTransport = func(id string) { dropStreamable(ep.streamable, id) }
 	g.endpoints[task] = ep
 	return ep, nil
 }
@@ -110,24 +135,39 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	g.serve(rec, r)
-	// The request log never holds the token: only method, path, status.
-	g.log.Info().Str("method", r.Method).Str("path", r.URL.Path).Int("status", rec.status).
-		Str("mcp_session", r.Header.Get("Mcp-Session-Id")+r.URL.Query().Get("sessionId")).
+	// The request log never holds the token, and session ids, which are
+	// as good as one to whoever holds the token, only at debug level.
+	ev := g.log.Info()
+	if g.log.GetLevel() <= zerolog.DebugLevel {
+		ev = g.log.Debug().Str("mcp_session", r.Header.Get("Mcp-Session-Id")+r.URL.Query().Get("sessionId"))
+	}
+	ev.Str("method", r.Method).Str("path", r.URL.Path).Int("status", rec.status).
 		Str("remote", r.RemoteAddr).Dur("took", time.Since(start)).Msg("http request")
 }
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/healthz" {
+		// Anyone may ask, so nobody keeps the connection afterwards.
+		w.Header().Set("Connection", "close")
 		g.health(w)
 		return
 	}
+	// Refusals close the connection (and leave the body unread): a client
+	// without the token holds nothing once it has its answer.
 	if !g.originAllowed(r.Header.Get("Origin")) {
+		w.Header().Set("Connection", "close")
 		http.Error(w, "forbidden: origin not allowed", http.StatusForbidden)
 		return
 	}
 	if !g.authorized(r) {
+		w.Header().Set("Connection", "close")
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mlab"`)
 		http.Error(w, "unauthorized: send Authorization: Bearer <token>", http.StatusUnauthorized)
+		return
+	}
+	// Once the body is read, net/http lifts the server's ReadTimeout: what
+	// follows (a tool call, an event stream) may take as long as it needs.
+	if !readBody(w, r, g.hopts.MaxBodyBytes) {
 		return
 	}
 	if r.URL.Path == "/metrics" && g.opts.Metrics != nil {
@@ -147,6 +187,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	if !g.checkSession(w, r, task, rest) {
+		return
+	}
 	ep, err := g.endpoint(task)
 	switch {
 	case errors.Is(err, tasks.ErrNotFound):
@@ -160,16 +203,34 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		ep.streamable.ServeHTTP(w, r)
 		return
 	}
+	if rest == "/sse" && r.Method == http.MethodGet {
+		// The stream's session id lives as long as the stream.
+		var id string
+		ep.sse.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sseIDKey{}, &id)))
+		if id != "" {
+			g.sessions.remove(id, nil, task)
+		}
+		return
+	}
 	ep.sse.ServeHTTP(w, r)
 }
 
 // authorized checks the bearer token in constant time.
 func (g *Gateway) authorized(r *http.Request) bool {
-	if g.hopts.Token == "" {
+	if g.hopts.Token == "" && len(g.hopts.Tokens) == 0 {
 		return true
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(g.hopts.Token)) == 1
+	if !ok || got == "" {
+		return false
+	}
+	match := 0
+	for _, tok := range append([]string{g.hopts.Token}, g.hopts.Tokens...) {
+		if tok != "" {
+			match |= subtle.ConstantTimeCompare([]byte(got), []byte(tok))
+		}
+	}
+	return match == 1
 }
 
 // originAllowed stops DNS-rebinding and cross-site requests from browsers:
@@ -196,9 +257,10 @@ func (g *Gateway) originAllowed(origin string) bool {
 
 func (g *Gateway) health(w http.ResponseWriter) {
 	g.mu.Lock()
-	sessions := 0
+	sessions, transports := 0, int64(0)
 	for _, ep := range g.endpoints {
 		sessions += ep.srv.episodeCount()
+		transports += ep.srv.transports.Load()
 	}
 	closed := g.closed
 	g.mu.Unlock()
@@ -209,7 +271,7 @@ func (g *Gateway) health(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]any{
-		"ok": !closed, "sessions": sessions, "uptime_s": int(time.Since(g.start).Seconds()),
+		"ok": !closed, "sessions": sessions, "transport_sessions": transports, "uptime_s": int(time.Since(g.start).Seconds()),
 	})
 }
 
@@ -225,7 +287,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 	g.mu.Unlock()
 	var errs []error
 	for _, ep := range eps {
-		ep.srv.Close()
+		ep.srv.Shutdown(ctx)
 		if err := ep.streamable.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shut down streamable HTTP: %w", err))
 		}

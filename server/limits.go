@@ -1,16 +1,22 @@
 package server
 
 import (
+	"fmt"
 	"sync"
-	"time"
+
+	"github.com/mlab/mlab/internal/hostres"
 )
 
 // Capacity bounds the number of concurrent episodes (each holds a sandbox)
-// across every Server that shares it. A nil *Capacity has no bound.
+// across every Server that shares it, and the memory they reserve. A nil
+// *Capacity has no bound.
 type Capacity struct {
 	mu   sync.Mutex
 	max  int
 	used int
+	// budget is the memory set aside for sandboxes and per what each
+	// session reserves of it; 0 means no memory accounting.
+	budget, per int64
 }
 
 // NewCapacity allows max concurrent episodes; max <= 0 means no bound.
@@ -21,17 +27,32 @@ func NewCapacity(max int) *Capacity {
 	return &Capacity{max: max}
 }
 
-func (c *Capacity) acquire() bool {
+// WithMemory makes every session reserve per bytes of a budget of memory set
+// aside for sandboxes (its sandbox's memory limit, plus its workspace where
+// workspaces live in memory), and refuses a session that would not fit.
+func (c *Capacity) WithMemory(budget, per int64) *Capacity {
+	if c != nil && budget > 0 && per > 0 {
+		c.budget, c.per = budget, per
+	}
+	return c
+}
+
+// acquire reserves a session's share, or says why there is none.
+func (c *Capacity) acquire() error {
 	if c == nil {
-		return true
+		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.used >= c.max {
-		return false
+		return fmt.Errorf("the server is at its limit of %d concurrent sessions: try again later", c.max)
+	}
+	if c.per > 0 && int64(c.used+1)*c.per > c.budget {
+		return fmt.Errorf("the server has no memory for another session: %d running sessions reserve %s of the %s this machine sets aside for sandboxes, and a session needs %s: try again later",
+			c.used, hostres.Bytes(int64(c.used)*c.per), hostres.Bytes(c.budget), hostres.Bytes(c.per))
 	}
 	c.used++
-	return true
+	return nil
 }
 
 func (c *Capacity) release() {
@@ -41,29 +62,4 @@ func (c *Capacity) release() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.used--
-}
-
-// reapIdle ends the episodes whose session has made no tool call for
-// timeout, so an abandoned client does not hold a sandbox forever.
-func (s *Server) reapIdle(timeout time.Duration) {
-	t := time.NewTicker(max(timeout/4, 100*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case now := <-t.C:
-			s.mu.Lock()
-			var idle []*episode
-			for _, ep := range s.episodes {
-				if now.Sub(time.Unix(0, ep.active.Load())) > timeout {
-					idle = append(idle, ep)
-				}
-			}
-			s.mu.Unlock()
-			for _, ep := range idle {
-				ep.close("the session was idle for longer than " + timeout.String())
-			}
-		}
-	}
 }

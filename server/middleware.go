@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,6 +12,14 @@ import (
 
 	"github.com/mlab/mlab/runlog"
 	"github.com/mlab/mlab/tools"
+)
+
+// Snapshot deadlines. A step's snapshot is mostly cached stats; the final
+// one may have to hash what changed in the last step, so it gets longer,
+// but neither may hold an episode forever.
+const (
+	stepSnapshotTimeout  = time.Minute
+	finalSnapshotTimeout = 5 * time.Minute
 )
 
 // record is the one middleware every tool call passes: it starts the
@@ -33,7 +42,7 @@ func (s *Server) record(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFun
 			s.opts.Metrics.toolCall(name, "refused", 0)
 			return mcp.NewToolResultError(refusal), nil
 		}
-		defer ep.inflight.Done()
+		defer ep.end()
 		start := time.Now()
 		res, err := next(ctx, req)
 		took := time.Since(start)
@@ -54,12 +63,18 @@ func (s *Server) record(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFun
 		if !s.readOnly(name) && name != "final_answer" && !ep.isFinished() {
 			// A step whose request was cancelled (a dropped client) still
 			// changed the workspace and is still recorded.
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stepSnapshotTimeout)
 			snap := fmt.Sprintf("step-%04d", step)
 			_, serr := ep.log.Snapshot(sctx, ep.sb.Workspace(), snap)
 			cancel()
 			if serr != nil {
 				ep.logger.Error().Err(serr).Int("step", step).Msg("snapshot")
+				if errors.Is(serr, runlog.ErrTooLarge) && res != nil {
+					// The agent made the tree too large to record; only it
+					// can fix that, and final_answer would fail the same way.
+					res.Content = append(res.Content, mcp.NewTextContent(
+						"warning: the workspace could not be recorded after this step, and final_answer will fail until it can: "+serr.Error()))
+				}
 			} else {
 				entry.Snapshot = snap
 			}

@@ -39,6 +39,10 @@ type Options struct {
 	Baselines *eval.Baselines
 	// RunsDir receives one run log directory per episode.
 	RunsDir string
+	// TempDir receives the submission copies being scored, each in a
+	// folder with an owner record so that a later server removes it if this
+	// one dies; "" means the system temporary directory.
+	TempDir string
 	// Limits bound the processes of every sandbox; zero fields take the defaults.
 	Limits sandbox.Limits
 	// GPUs is the pool sessions lease the task's GPUs from; nil means none.
@@ -69,13 +73,29 @@ type Server struct {
 	mcp  *mcpserver.MCPServer
 	log  zerolog.Logger
 	stop chan struct{} // closed by Close, ends the idle reaper
+	// work is cancelled when the server shuts down: submissions (eval,
+	// baseline) outlive their request, but not the server.
+	work       context.Context
+	cancelWork context.CancelFunc
+	// alive (under mu) holds the episodes not yet released, including those
+	// whose session ended while their submission was still being scored,
+	// so that shutdown can wait for them to be recorded.
+	alive map[*episode]struct{}
+	// transports counts the MCP sessions the transports have registered.
+	transports atomic.Int64
+	// dropTransport forgets a transport session whose episode the server
+	// ended on its own (idle); the Gateway sets it for streamable HTTP.
+	dropTransport func(id string)
 	// stopping is set once the server shuts down, stdio when it serves stdio.
 	stopping, stdio atomic.Bool
 
 	mu       sync.Mutex
 	episodes map[string]*episode // by MCP session id
 	starting map[string]*pending // sessions whose episode is being created
-	closed   bool
+	// ended remembers why recently ended sessions ended, so that a client
+	// calling again is told, rather than given a fresh episode.
+	ended  map[string]tombstone
+	closed bool
 }
 
 // New builds the MCP server with every tool registered.
@@ -89,12 +109,17 @@ func New(opts Options) (*Server, error) {
 		stop:     make(chan struct{}),
 		episodes: map[string]*episode{},
 		starting: map[string]*pending{},
+		ended:    map[string]tombstone{},
+		alive:    map[*episode]struct{}{},
 	}
+	s.work, s.cancelWork = context.WithCancel(context.Background())
+	s.dropTransport = func(id string) { s.mcp.UnregisterSession(context.Background(), id) }
 	instructions, err := s.instructions()
 	if err != nil {
 		return nil, err
 	}
 	hooks := &mcpserver.Hooks{}
+	hooks.AddOnRegisterSession(func(context.Context, mcpserver.ClientSession) { s.transports.Add(1) })
 	hooks.AddOnUnregisterSession(func(ctx context.Context, cs mcpserver.ClientSession) {
 		reason := "the client disconnected before final_answer"
 		// A stdio session's context ends only when the server stops; on
@@ -102,6 +127,7 @@ func New(opts Options) (*Server, error) {
 		if s.stopping.Load() || (s.stdio.Load() && ctx.Err() != nil) {
 			reason = stoppedReason
 		}
+		s.transports.Add(-1)
 		s.endSession(cs.SessionID(), reason)
 	})
 	s.mcp = mcpserver.NewMCPServer("mlab", opts.Version,
@@ -185,8 +211,22 @@ func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) er
 	return nil
 }
 
-// Close ends every open episode as aborted and removes its sandbox.
+// Close ends every open episode as aborted and removes its sandbox, waiting
+// up to shutdownGrace for submissions being scored to be recorded.
 func (s *Server) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	s.Shutdown(ctx)
+}
+
+// shutdownGrace bounds how long Close waits for episodes to be recorded.
+const shutdownGrace = 30 * time.Second
+
+// Shutdown stops the server: no episode starts any more, running scripts,
+// evals and baseline runs are cancelled, and every episode is recorded and
+// released. Episodes still not released when ctx ends are recorded as
+// aborted there and then; their sandboxes are the provider's to remove.
+func (s *Server) Shutdown(ctx context.Context) {
 	s.stopping.Store(true)
 	s.mu.Lock()
 	if !s.closed {
@@ -198,8 +238,31 @@ func (s *Server) Close() {
 		ids = append(ids, id)
 	}
 	s.mu.Unlock()
+	s.cancelWork()
 	for _, id := range ids {
 		s.endSession(id, stoppedReason)
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		left := make([]*episode, 0, len(s.alive))
+		for ep := range s.alive {
+			left = append(left, ep)
+		}
+		s.mu.Unlock()
+		if len(left) == 0 {
+			return
+		}
+		select {
+		case <-tick.C:
+			continue
+		case <-ctx.Done():
+		}
+		for _, ep := range left {
+			ep.abortUnrecorded(stoppedReason)
+		}
+		return
 	}
 }
 
@@ -210,6 +273,9 @@ func (s *Server) endSession(id, reason string) {
 	if p := s.starting[id]; p != nil {
 		p.ended = reason
 	}
+	if ep != nil || s.starting[id] != nil {
+		s.bury(id, reason)
+	}
 	s.mu.Unlock()
 	if ep != nil {
 		ep.close(reason)
@@ -217,6 +283,9 @@ func (s *Server) endSession(id, reason string) {
 }
 
 const stoppedReason = "the server stopped before final_answer"
+
+// submissionPrefix starts the names of submission copies' folders.
+const submissionPrefix = "mlab-submission-"
 
 func mergeBudgets(task, override tasks.Budgets) tasks.Budgets {
 	if override.MaxSteps > 0 {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"io/fs"
 	"strings"
-	"unicode/utf8"
 )
 
 // editable returns the current content of name for Edit and ReplaceLines:
@@ -68,11 +67,11 @@ func (w *Workspace) Edit(name, old, new string) (diff string, err error) {
 		return "", err
 	}
 	content := string(cur.data)
-	n := countOverlapping(content, old)
+	n, at, _ := occurrences(content, old)
 	if n == 0 && strings.Contains(content, "\r\n") && strings.Contains(old, "\n") && !strings.Contains(old, "\r\n") {
 		crlf := strings.ReplaceAll(old, "\n", "\r\n")
-		if m := countOverlapping(content, crlf); m > 0 {
-			old, n = crlf, m
+		if m, i, _ := occurrences(content, crlf); m > 0 {
+			old, n, at = crlf, m, i
 			if !strings.Contains(new, "\r\n") {
 				new = strings.ReplaceAll(new, "\n", "\r\n")
 			}
@@ -81,30 +80,71 @@ func (w *Workspace) Edit(name, old, new string) (diff string, err error) {
 	switch {
 	case n == 0:
 		msg := fmt.Sprintf("old_text not found in %s; inspect the file and copy the exact text, including indentation", clean)
-		if t := strings.TrimSpace(old); t != "" && t != old && strings.Contains(content, t) {
+		if t := strings.TrimSpace(old); t != "" && t != old && countOverlapping(content, t) > 0 {
 			msg += " (it is found when leading and trailing whitespace is ignored)"
 		}
 		return "", newErr(nil, nil, "%s", msg)
 	case n > 1:
 		return "", newErr(nil, nil, "old_text occurs %d times in %s; include more surrounding lines to make it unique", n, clean)
 	}
-	i := strings.Index(content, old)
-	return w.change(clean, resolved, cur, content[:i]+new+content[i+len(old):])
+	return w.change(clean, resolved, cur, content[:at]+new+content[at+len(old):])
 }
 
 // countOverlapping counts the positions where sub occurs in s, overlapping
 // ones included ("aa" occurs twice in "aaa").
 func countOverlapping(s, sub string) int {
-	n := 0
-	for {
-		i := strings.Index(s, sub)
-		if i < 0 {
-			return n
-		}
-		n++
-		_, size := utf8.DecodeRuneInString(s[i:])
-		s = s[i+size:]
+	n, _, _ := occurrences(s, sub)
+	return n
+}
+
+// occurrences counts the (overlapping) occurrences of sub in s and returns
+// the index of the first, or -1, and the number of comparison steps taken.
+// It is Knuth-Morris-Pratt, so the work is O(len(s)+len(sub)) whatever the
+// input: repeated strings.Index from each match on costs O(len(sub)) per
+// match, so a 2 MB file of one repeated byte with a 1 MB old_text took
+// seconds of CPU, all of it with the workspace lock held. The steps count
+// lets a test check the bound without timing anything.
+func occurrences(s, sub string) (n, first, steps int) {
+	first = -1
+	m := len(sub)
+	if m == 0 || m > len(s) {
+		return 0, -1, 0
 	}
+	// fail[i] is the length of the longest proper prefix of sub[:i+1] that
+	// is also its suffix. int32 is enough: sub is at most len(s), and s is
+	// at most MaxWrite bytes.
+	fail := make([]int32, m)
+	k := 0
+	for i := 1; i < m; i++ {
+		for k > 0 && sub[i] != sub[k] {
+			k = int(fail[k-1])
+			steps++
+		}
+		if sub[i] == sub[k] {
+			k++
+		}
+		fail[i] = int32(k)
+		steps++
+	}
+	k = 0
+	for i := 0; i < len(s); i++ {
+		for k > 0 && s[i] != sub[k] {
+			k = int(fail[k-1])
+			steps++
+		}
+		if s[i] == sub[k] {
+			k++
+		}
+		steps++
+		if k == m {
+			if n == 0 {
+				first = i - m + 1
+			}
+			n++
+			k = int(fail[k-1])
+		}
+	}
+	return n, first, steps
 }
 
 // ReplaceLines replaces lines start..end (1-based, inclusive) of name with

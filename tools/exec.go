@@ -42,15 +42,9 @@ func executeScript(ctx context.Context, s *Session, req mcp.CallToolRequest, a e
 	if _, err := s.Workspace.Read(a.ScriptName, 0, 1); err != nil {
 		return "", nil, err
 	}
-	timeout := s.ExecTimeout
-	if a.TimeoutS < 0 {
-		return "", nil, errors.New("timeout_s must be positive")
-	}
-	if a.TimeoutS > 0 {
-		timeout = time.Duration(a.TimeoutS) * time.Second
-		if timeout > s.MaxExecTimeout {
-			return "", nil, fmt.Errorf("timeout_s %d exceeds this task's limit of %d seconds", a.TimeoutS, int(s.MaxExecTimeout.Seconds()))
-		}
+	timeout, err := execTimeout(a.TimeoutS, s.ExecTimeout, s.MaxExecTimeout)
+	if err != nil {
+		return "", nil, err
 	}
 
 	script := a.ScriptName
@@ -87,6 +81,23 @@ func executeScript(ctx context.Context, s *Session, req mcp.CallToolRequest, a e
 		return "", out, agentError{errors.New(text)}
 	}
 	return text, out, nil
+}
+
+// execTimeout is the timeout of one run: def when timeoutS is 0, else
+// timeoutS seconds, which must not exceed limit. The bound is checked on the
+// number of seconds before it is converted: a huge timeout_s times
+// time.Second overflows int64 and wraps to zero or a negative duration,
+// which sandboxes read as "no timeout".
+func execTimeout(timeoutS int, def, limit time.Duration) (time.Duration, error) {
+	switch {
+	case timeoutS < 0:
+		return 0, fmt.Errorf("timeout_s must be positive (got %d)", timeoutS)
+	case timeoutS == 0:
+		return def, nil
+	case int64(timeoutS) > int64(limit/time.Second):
+		return 0, fmt.Errorf("timeout_s %d exceeds this task's limit of %d seconds", timeoutS, int64(limit/time.Second))
+	}
+	return time.Duration(timeoutS) * time.Second, nil
 }
 
 func formatExec(r execResult, timeout time.Duration, memory int64) string {

@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -98,5 +99,45 @@ func TestBind(t *testing.T) {
 	var args listFilesArgs
 	if err := Bind(mcp.CallToolRequest{}, &args); err != nil {
 		t.Errorf("Bind(nil) for list_files: %v", err)
+	}
+}
+
+// TestHostileTimeoutOverflow: timeout_s is bounded as a number of seconds
+// before it becomes a time.Duration. 4611686018427387904 s times 1e9 wraps
+// to exactly 0 and 9223372037 s to a negative duration; both used to slip
+// past the limit check and turn the timeout off.
+func TestHostileTimeoutOverflow(t *testing.T) {
+	const def, limit = 10 * time.Second, 3 * time.Second
+	tests := []struct {
+		timeoutS int
+		want     time.Duration
+		wantErr  string
+	}{
+		{0, def, ""},
+		{1, time.Second, ""},
+		{3, limit, ""},
+		{4, 0, "timeout_s 4 exceeds this task's limit of 3 seconds"},
+		{9223372037, 0, "exceeds this task's limit of 3 seconds"},
+		{4611686018427387904, 0, "exceeds this task's limit of 3 seconds"},
+		{math.MaxInt, 0, "exceeds this task's limit"},
+		{-1, 0, "timeout_s must be positive"},
+		{math.MinInt, 0, "timeout_s must be positive"},
+	}
+	for _, tc := range tests {
+		got, err := execTimeout(tc.timeoutS, def, limit)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("execTimeout(%d) = %v, %v; want error containing %q", tc.timeoutS, got, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("execTimeout(%d) = %v, %v; want %v", tc.timeoutS, got, err, tc.want)
+		}
+	}
+	// A limit too large to hold in seconds' worth of int is no problem
+	// either: the largest Duration is still a bound.
+	if got, err := execTimeout(math.MaxInt, def, math.MaxInt64); err == nil && got <= 0 {
+		t.Errorf("execTimeout(MaxInt, limit MaxInt64) = %v, want an error or a positive timeout", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mlab/mlab/internal/proc"
 	"github.com/mlab/mlab/internal/testenv"
 	"github.com/mlab/mlab/runlog"
 	"github.com/mlab/mlab/sandbox/docker"
@@ -51,6 +53,11 @@ func startHTTP(t *testing.T, backend, transport, runsDir string, extra ...string
 	}
 	s := &httpServer{runsDir: runsDir, tasksDir: t.TempDir(), exited: make(chan struct{})}
 	writeTree(t, filepath.Join(s.tasksDir, "fixture"), fixtureTask)
+	// The session limit derived from this machine is not what most tests
+	// are about; those about limits set them.
+	if indexOf(extra, "--max-sessions") < 0 {
+		extra = append(extra, "--max-sessions", "64", "--memory-budget", "0")
+	}
 	addr := freeAddr(t)
 	if i := indexOf(extra, "--addr"); i >= 0 {
 		addr = extra[i+1]
@@ -190,7 +197,7 @@ func TestHTTPTransports(t *testing.T) {
 
 func TestConcurrentSessionsIsolated(t *testing.T) {
 	eachBackend(t, func(t *testing.T, backend string) {
-		s := startHTTP(t, backend, "http", "", "--max-sessions", "40")
+		s := startHTTP(t, backend, "http", "", "--max-sessions", "40", "--memory-budget", "0")
 		const n = 32
 		var wg sync.WaitGroup
 		errs := make(chan error, n)
@@ -498,11 +505,76 @@ func TestInspectorCLI(t *testing.T) {
 
 // scratchOf finds the scratch folder the server with pid made.
 func scratchOf(pid int) string {
-	owners, _ := filepath.Glob(filepath.Join(os.TempDir(), scratchPrefix+"*", scratchOwner))
+	owners, _ := filepath.Glob(filepath.Join(os.TempDir(), scratchPrefix+"*", proc.OwnerFile))
 	for _, f := range owners {
-		if b, err := os.ReadFile(f); err == nil && strings.HasPrefix(string(b), fmt.Sprintf("%d:", pid)) {
+		if owner, err := proc.Owner(filepath.Dir(f)); err == nil && proc.PID(owner) == pid && !strings.Contains(f, "submission") {
 			return filepath.Dir(f)
 		}
 	}
 	return ""
+}
+
+// A session whose memory would not fit in what the machine sets aside for
+// sandboxes is refused with a clear message, below the session limit.
+func TestHostileMemoryBudget(t *testing.T) {
+	s := startHTTP(t, "local", "http", "", "--max-sessions", "8", "--memory", "1024", "--memory-budget", "1536")
+	a := s.mustConnect(t, "/tasks/fixture/mcp")
+	a.mustOK(t, "list_files", map[string]any{}, "train.py")
+	b := s.mustConnect(t, "/tasks/fixture/mcp")
+	b.mustFail(t, "list_files", map[string]any{}, "no memory for another session")
+}
+
+// SIGTERM while final_answer's eval runs: the eval stops, its sandbox (a
+// container on docker) and the submission copy are removed, and the episode
+// is recorded as aborted, not left running.
+func TestHostileSignalDuringEval(t *testing.T) {
+	eachBackend(t, func(t *testing.T, backend string) {
+		s := startHTTP(t, backend, "http", "")
+		marker := fmt.Sprintf("%d", 800000+os.Getpid()%100000+len(backend))
+		slow := maps.Clone(fixtureTask)
+		slow["scripts/eval.py"] = "import subprocess\nsubprocess.run(['sleep', '" + marker + "'])\ndef get_score(d):\n    return 1.0\n"
+		writeTree(t, filepath.Join(s.tasksDir, "sloweval"), slow)
+		h := s.mustConnect(t, "/tasks/sloweval/mcp")
+		h.mustOK(t, "list_files", map[string]any{}, "train.py")
+		go h.cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "final_answer", Arguments: map[string]any{"final_answer": "x"}})
+		running := func() bool { return exec.Command("pgrep", "-f", "sleep "+marker).Run() == nil }
+		deadline := time.Now().Add(60 * time.Second)
+		for !running() {
+			if time.Now().After(deadline) {
+				t.Fatal("the eval never started")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		pid := s.cmd.Process.Pid
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(60 * time.Second):
+			t.Fatal("server still running 60 s after SIGTERM")
+		}
+		results, _ := filepath.Glob(filepath.Join(s.runsDir, "*", "result.json"))
+		if len(results) != 1 {
+			t.Fatalf("results: %v", results)
+		}
+		r, err := runlog.ReadResult(filepath.Dir(results[0]))
+		if err != nil || r.Status != runlog.StatusAborted || !strings.Contains(r.Error, "server stopped") {
+			t.Errorf("result after SIGTERM during eval: %+v, %v", r, err)
+		}
+		if running() {
+			t.Error("the eval still runs after the server exited")
+		}
+		owners, _ := filepath.Glob(filepath.Join(os.TempDir(), "mlab-submission-*", proc.OwnerFile))
+		for _, f := range owners {
+			if o, err := proc.Owner(filepath.Dir(f)); err == nil && proc.PID(o) == pid {
+				t.Errorf("submission copy left: %s", filepath.Dir(f))
+			}
+		}
+		if backend == "docker" {
+			list, err := testenv.Docker(t).ContainerList(t.Context(), container.ListOptions{All: true,
+				Filters: filters.NewArgs(filters.Arg("label", docker.LabelLock+"="+r.ServerLock))})
+			if err != nil || len(list) > 0 {
+				t.Errorf("containers of the stopped server: %d, %v", len(list), err)
+			}
+		}
+	})
 }

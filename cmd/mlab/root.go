@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/mlab/mlab/benchmarks"
 	"github.com/mlab/mlab/eval"
+	"github.com/mlab/mlab/internal/hostres"
 	"github.com/mlab/mlab/internal/proc"
 	"github.com/mlab/mlab/sandbox"
 	"github.com/mlab/mlab/sandbox/docker"
@@ -36,10 +36,13 @@ type common struct {
 	// workspaceMiB and cpus bound docker sandboxes.
 	workspaceMiB int64
 	cpus         float64
+	// plan is the capacity derived from this machine, the defaults of the
+	// session, memory and workspace flags.
+	plan hostres.Plan
 }
 
 func newRootCmd() *cobra.Command {
-	c := &common{}
+	c := &common{plan: hostres.PlanFor(hostres.Probe(os.TempDir()))}
 	root := &cobra.Command{
 		Use:           "mlab",
 		Short:         "Serve ML research tasks to AI agents over MCP, in sandboxes, with hidden scoring",
@@ -58,7 +61,7 @@ func newRootCmd() *cobra.Command {
 	f.StringVar(&c.backend, "backend", "auto", "sandbox backend: auto (docker when the engine and runtime image are there, else local), local or docker")
 	f.StringVar(&c.image, "image", "", "runtime image of docker sandboxes (default: the base image mlab image build makes)")
 	f.StringVar(&c.gpus, "gpus", "", "GPUs sessions may lease: all (found with nvidia-smi), none, or indexes like 0,1")
-	f.Int64Var(&c.workspaceMiB, "workspace-size", docker.DefaultWorkspaceBytes>>20, "docker workspace quota in MiB")
+	f.Int64Var(&c.workspaceMiB, "workspace-size", c.plan.WorkspaceBytes>>20, "docker workspace quota in MiB (default derived from this machine's free disk: see README)")
 	f.Float64Var(&c.cpus, "cpus", docker.DefaultCPUs, "CPUs each docker sandbox may use")
 	root.AddCommand(newServeCmd(c), newRunCmd(c), newTasksCmd(c), newGCCmd(), newImageCmd())
 	return root
@@ -115,6 +118,9 @@ type env struct {
 }
 
 func (c *common) env(ctx context.Context) (*env, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
 	log, err := c.logger()
 	if err != nil {
 		return nil, err
@@ -123,22 +129,28 @@ func (c *common) env(ctx context.Context) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := proc.SelfError(); err != nil {
+		log.Warn().Err(err).Msg("no server lock could be taken: servers in other PID namespaces cannot tell whether this one runs")
+	}
 	removeStaleScratch(log)
-	scratch, err := os.MkdirTemp("", scratchPrefix)
+	// A dead server's records stay judged dead without its lock file.
+	if _, err := proc.Prune(proc.StateDir()); err != nil {
+		log.Warn().Err(err).Msg("remove the lock files of stopped servers")
+	}
+	// The owner record lets a later server remove this folder (local
+	// workspaces, extracted tasks) if this one is killed.
+	scratch, err := proc.MkdirOwned("", scratchPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("create scratch dir: %w", err)
 	}
-	// The owner file lets a later server remove this folder (local
-	// workspaces, extracted tasks) if this one is killed.
-	if err := os.WriteFile(filepath.Join(scratch, scratchOwner), []byte(proc.Self()), 0o644); err != nil {
-		os.RemoveAll(scratch)
-		return nil, fmt.Errorf("create scratch dir: %w", err)
-	}
-	provider, closeProvider, err := c.provider(ctx, log, scratch)
+	backend, closeProvider, err := c.provider(ctx, log, scratch)
 	if err != nil {
 		os.RemoveAll(scratch)
 		return nil, err
 	}
+	// Shutdown is final: once cleanup begins no sandbox is created, and any
+	// left open (an eval or baseline run cut short) is removed.
+	provider := sandbox.NewGuard(backend)
 	scorer := &eval.Scorer{Provider: provider, Python: c.python}
 	return &env{
 		log:       log,
@@ -148,31 +160,28 @@ func (c *common) env(ctx context.Context) (*env, error) {
 		scorer:    scorer,
 		baselines: &eval.Baselines{Scorer: scorer, CacheDir: filepath.Join(c.cacheDir, "baselines")},
 		cleanup: func() {
+			if err := provider.Close(); err != nil {
+				log.Warn().Err(err).Msg("remove the sandboxes left at shutdown")
+			}
 			closeProvider()
 			os.RemoveAll(scratch)
 		},
 	}, nil
 }
 
-const (
-	scratchPrefix = "mlab-"
-	scratchOwner  = ".mlab-owner"
-)
+// scratchPrefix starts the names of the temporary folders a server owns:
+// its scratch folder and the submission copies it scores (mlab-submission-).
+const scratchPrefix = "mlab-"
 
-// removeStaleScratch deletes the scratch folders of mlab servers that are no
-// longer running (killed with -9, say), with the local workspaces in them.
+// removeStaleScratch deletes the temporary folders of mlab servers that are
+// no longer running (killed with -9, say): scratch folders with their local
+// workspaces, and submission copies.
 func removeStaleScratch(log zerolog.Logger) {
-	owners, _ := filepath.Glob(filepath.Join(os.TempDir(), scratchPrefix+"*", scratchOwner))
-	for _, f := range owners {
-		b, err := os.ReadFile(f)
-		if err != nil || proc.Alive(strings.TrimSpace(string(b))) {
-			continue
-		}
-		dir := filepath.Dir(f)
-		if err := os.RemoveAll(dir); err != nil {
-			log.Warn().Err(err).Str("dir", dir).Msg("remove the scratch folder of a stopped server")
-			continue
-		}
-		log.Info().Str("dir", dir).Msg("removed the scratch folder of a server that stopped unexpectedly")
+	removed, err := proc.RemoveOrphans("", scratchPrefix)
+	for _, dir := range removed {
+		log.Info().Str("dir", dir).Msg("removed a temporary folder of a server that stopped unexpectedly")
+	}
+	if err != nil {
+		log.Warn().Err(err).Msg("remove the temporary folders of stopped servers")
 	}
 }

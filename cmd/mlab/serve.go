@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -27,6 +26,7 @@ type serveFlags struct {
 	tokenFile       string
 	origins         []string
 	maxSessions     int
+	memoryBudgetMiB int64
 	idleTimeout     time.Duration
 	shutdownTimeout time.Duration
 	maxSteps        int
@@ -37,6 +37,10 @@ type serveFlags struct {
 	pids            int64
 	gpuWait         time.Duration
 	progressEvery   time.Duration
+	// maxRequestMiB, maxConns and maxConnsPerClient bound HTTP clients.
+	maxRequestMiB     int64
+	maxConns          int
+	maxConnsPerClient int
 }
 
 func newServeCmd(c *common) *cobra.Command {
@@ -56,21 +60,29 @@ func newServeCmd(c *common) *cobra.Command {
 	f.StringVar(&sf.token, "token", "", "bearer token HTTP clients must send (also MLAB_TOKEN or --token-file)")
 	f.StringVar(&sf.tokenFile, "token-file", "", "file holding the bearer token")
 	f.StringSliceVar(&sf.origins, "allowed-origin", nil, "browser origin allowed besides loopback ones (repeatable, * for any)")
-	f.IntVar(&sf.maxSessions, "max-sessions", 64, "concurrent sessions (each holds a sandbox); 0 for no limit")
+	f.IntVar(&sf.maxSessions, "max-sessions", c.plan.Sessions, "concurrent sessions (each holds a sandbox); 0 for no limit (default derived from this machine: see README)")
+	f.Int64Var(&sf.memoryBudgetMiB, "memory-budget", c.plan.BudgetBytes>>20, "MiB of memory sandboxes may reserve in all: a session reserves its --memory (plus its workspace when docker workspaces are tmpfs) and is refused when that does not fit; 0 for no check (default: this machine's memory less a reserve, see README)")
 	f.DurationVar(&sf.idleTimeout, "idle-timeout", 30*time.Minute, "end a session that makes no tool call for this long; 0 never")
 	f.DurationVar(&sf.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for sessions to close")
 	f.IntVar(&sf.maxSteps, "max-steps", 0, "tool calls per episode (default: the task's, else 50)")
 	f.DurationVar(&sf.maxTime, "max-time", 0, "wall time per episode (default: the task's, else 5h)")
 	f.DurationVar(&sf.execTimeout, "exec-timeout", 0, "default timeout of one execute_script call (default: the task's, else 10m)")
 	f.DurationVar(&sf.maxExec, "max-exec-timeout", 0, "largest timeout an agent may ask for (default: the task's, else 1h)")
-	f.Int64Var(&sf.memoryMiB, "memory", 0, "memory limit of agent scripts in MiB (default 8192)")
+	f.Int64Var(&sf.memoryMiB, "memory", c.plan.MemoryBytes>>20, "memory limit of agent scripts in MiB (default derived from this machine's memory: see README)")
 	f.Int64Var(&sf.pids, "pids", 0, "process and thread limit of agent scripts (default 512)")
 	f.DurationVar(&sf.gpuWait, "gpu-wait", 10*time.Minute, "how long a new session waits for GPUs leased to others")
 	f.DurationVar(&sf.progressEvery, "progress-every", 5*time.Second, "interval of progress notifications while a script runs")
+	f.Int64Var(&sf.maxRequestMiB, "max-request-size", server.DefaultMaxBodyBytes>>20,
+		"largest HTTP request body in MiB; larger ones get 413 unread (the default fits the largest write_file)")
+	f.IntVar(&sf.maxConns, "max-conns", server.DefaultMaxConns, "open HTTP connections of all clients together; more are closed at once")
+	f.IntVar(&sf.maxConnsPerClient, "max-conns-per-client", server.DefaultMaxConnsPerClient, "open HTTP connections of one client IP address; more are closed at once")
 	return cmd
 }
 
 func serve(ctx context.Context, c *common, sf *serveFlags) error {
+	if err := sf.validate(); err != nil {
+		return err
+	}
 	e, err := c.env(ctx)
 	if err != nil {
 		return err
@@ -84,16 +96,17 @@ func serve(ctx context.Context, c *common, sf *serveFlags) error {
 	} else if len(marked) > 0 {
 		e.log.Info().Strs("runs", marked).Msg("marked runs of a server that stopped unexpectedly as aborted")
 	}
+	memory, _ := mib("memory", sf.memoryMiB) // checked by validate
 	opts := server.Options{
 		Catalog: e.catalog, Provider: e.provider, Scorer: e.scorer, Baselines: e.baselines,
 		RunsDir: c.runsDir,
-		Limits:  sandbox.Limits{MemoryBytes: sf.memoryMiB << 20, Processes: sf.pids},
+		Limits:  sandbox.Limits{MemoryBytes: memory, Processes: sf.pids},
 		GPUs:    e.gpus, GPUWait: sf.gpuWait,
 		Budgets: tasks.Budgets{
 			MaxSteps: sf.maxSteps, MaxTime: tasks.Duration(sf.maxTime),
 			ExecTimeout: tasks.Duration(sf.execTimeout), MaxExecTimeout: tasks.Duration(sf.maxExec),
 		},
-		Capacity:      server.NewCapacity(sf.maxSessions),
+		Capacity:      server.NewCapacity(sf.maxSessions).WithMemory(sf.memoryBudgetMiB<<20, sessionReserve(c, sf, e)),
 		IdleTimeout:   sf.idleTimeout,
 		ProgressEvery: sf.progressEvery,
 		Version:       version,
@@ -132,7 +145,8 @@ func serveHTTP(ctx context.Context, e *env, opts server.Options, sf *serveFlags)
 		return fmt.Errorf("--addr %s is not a loopback address: set a bearer token with --token, --token-file or MLAB_TOKEN", sf.addr)
 	}
 	opts.Metrics = server.NewMetrics(e.gpus)
-	gw, err := server.NewGateway(opts, server.HTTPOptions{Token: token, AllowedOrigins: sf.origins})
+	maxBody, conns := sf.httpLimits()
+	gw, err := server.NewGateway(opts, server.HTTPOptions{Token: token, AllowedOrigins: sf.origins, MaxBodyBytes: maxBody})
 	if err != nil {
 		return err
 	}
@@ -140,7 +154,8 @@ func serveHTTP(ctx context.Context, e *env, opts server.Options, sf *serveFlags)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", sf.addr, err)
 	}
-	hs := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+	ln = server.LimitListener(ln, conns, e.log)
+	hs := server.NewHTTPServer(gw)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	path := "/mcp"
@@ -183,4 +198,18 @@ func readToken(sf *serveFlags) (string, error) {
 		return "", errors.New("the bearer token is too short: use at least 16 characters")
 	}
 	return token, nil
+}
+
+// sessionReserve is the memory one session reserves of the host's budget:
+// its sandbox's memory limit, plus its workspace where that is a tmpfs
+// (docker as root), since tmpfs pages are memory too.
+func sessionReserve(c *common, sf *serveFlags, e *env) int64 {
+	per := sf.memoryMiB << 20
+	if per <= 0 {
+		per = sandbox.DefaultMemoryBytes
+	}
+	if e.provider.Name() == "docker" && os.Geteuid() == 0 {
+		per += c.workspaceMiB << 20
+	}
+	return per
 }

@@ -37,8 +37,9 @@ const (
 	LabelManaged   = "mlab.managed"
 	LabelSession   = "mlab.session"
 	LabelRun       = "mlab.run"
-	LabelServer    = "mlab.server"    // "<pid>:<start time>" of the owning server process
-	LabelWorkspace = "mlab.workspace" // host path of the workspace, removed with the container
+	LabelServer    = "mlab.server"      // "<pid>:<start time>" of the server, for reapers from before LabelLock
+	LabelLock      = "mlab.server.lock" // owner ID of the server's lock (proc.Self), which reapers judge it by
+	LabelWorkspace = "mlab.workspace"   // host path of the workspace, removed with the container
 )
 
 // Where things are inside a container.
@@ -92,6 +93,7 @@ type Options struct {
 type Provider struct {
 	opts   Options
 	server string // LabelServer value of this process
+	lock   string // LabelLock value of this process
 	quota  bool   // whether workspaces get a tmpfs quota
 }
 
@@ -115,7 +117,7 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	if err := privateRoot(opts.Root); err != nil {
 		return nil, err
 	}
-	p := &Provider{opts: opts, server: proc.Self(), quota: os.Geteuid() == 0}
+	p := &Provider{opts: opts, server: proc.Legacy(), lock: proc.Self(), quota: os.Geteuid() == 0}
 	if !p.quota {
 		opts.Logger.Warn().Msg("not running as root: docker workspaces have no size quota")
 	}
@@ -244,6 +246,7 @@ func (p *Provider) containerConfig(spec sandbox.Spec, l sandbox.Limits, ws strin
 			LabelSession:   spec.Session,
 			LabelRun:       spec.Run,
 			LabelServer:    p.server,
+			LabelLock:      p.lock,
 			LabelWorkspace: ws,
 		},
 	}

@@ -21,7 +21,7 @@ import (
 )
 
 func TestContainerConfig(t *testing.T) {
-	p := &Provider{opts: Options{Image: "img", TmpBytes: 1 << 20, CPUs: 1.5}, server: "42:7"}
+	p := &Provider{opts: Options{Image: "img", TmpBytes: 1 << 20, CPUs: 1.5}, server: "42:7", lock: "lock:1:2:/s/server-ab.lock"}
 	if cfg, _ := p.containerConfig(sandbox.Spec{Image: "task-image"}, sandbox.Limits{}, "/ws"); cfg.Image != "task-image" {
 		t.Errorf("a task's image must override the default: %s", cfg.Image)
 	}
@@ -64,7 +64,7 @@ func TestContainerConfig(t *testing.T) {
 				!slices.Equal(host.Binds, []string{"/ws/ws-1:/workspace:rw"}) {
 				t.Errorf("container not locked down: %+v %+v", cfg, host)
 			}
-			want := map[string]string{LabelManaged: "1", LabelSession: "s1", LabelRun: "r1", LabelServer: "42:7", LabelWorkspace: "/ws/ws-1"}
+			want := map[string]string{LabelManaged: "1", LabelSession: "s1", LabelRun: "r1", LabelServer: "42:7", LabelLock: "lock:1:2:/s/server-ab.lock", LabelWorkspace: "/ws/ws-1"}
 			for k, v := range want {
 				if cfg.Labels[k] != v {
 					t.Errorf("label %s = %q, want %q", k, cfg.Labels[k], v)
@@ -255,9 +255,28 @@ func TestCloseAndReap(t *testing.T) {
 	// container mlab did not create.
 	orphan := create(t, p, sandbox.Limits{})
 	live := create(t, p, sandbox.Limits{})
-	deadServer := "999999999:1"
-	p.server = deadServer
+	// Another live server: it holds its lock, whatever its pid means here.
+	other, err := proc.Acquire(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Release()
+	// Its pid names no process here (another PID namespace, say): the lock
+	// decides.
+	p.server, p.lock = "999999999:1", other.ID()
+	otherLive := create(t, p, sandbox.Limits{})
+	// A dead server: its lock is gone.
+	dead, err := proc.Acquire(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.Release()
+	p.server, p.lock = proc.Legacy(), dead.ID()
 	orphan2 := create(t, p, sandbox.Limits{})
+	// An old server's container, with only a "<pid>:<start>" ID, judged
+	// by /proc.
+	p.server, p.lock = "999999999:1", ""
+	orphan3 := create(t, p, sandbox.Limits{})
 	foreign, err := cli.ContainerCreate(t.Context(), &container.Config{Image: p.opts.Image, Cmd: []string{"true"},
 		Labels: map[string]string{"mlab.session": "not-ours"}}, nil, nil, nil, "")
 	if err != nil {
@@ -274,10 +293,12 @@ func TestCloseAndReap(t *testing.T) {
 	for _, r := range reaped {
 		ids = append(ids, r.ID)
 	}
-	if !slices.Contains(ids, shortID(orphan2.ID())) {
-		t.Errorf("orphan of a dead server not reaped: %v", ids)
+	for _, gone := range []*Sandbox{orphan2, orphan3} {
+		if !slices.Contains(ids, shortID(gone.ID())) {
+			t.Errorf("orphan of a dead server not reaped: %v", ids)
+		}
 	}
-	for _, keep := range []string{orphan.ID(), live.ID(), foreign.ID} {
+	for _, keep := range []string{orphan.ID(), live.ID(), otherLive.ID(), foreign.ID} {
 		if slices.Contains(ids, shortID(keep)) {
 			t.Errorf("reaped %s, which belongs to a live server or not to mlab", shortID(keep))
 		}
@@ -305,7 +326,7 @@ func TestMain(m *testing.M) {
 func leftovers(cli *client.Client) []string {
 	id := proc.Self()
 	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true,
-		Filters: filters.NewArgs(filters.Arg("label", LabelServer+"="+id))})
+		Filters: filters.NewArgs(filters.Arg("label", LabelLock+"="+id))})
 	if err != nil {
 		return nil
 	}

@@ -31,7 +31,7 @@ func Reap(ctx context.Context, api API, all bool) ([]Reaped, error) {
 	var reaped []Reaped
 	var errs []error
 	for _, c := range list {
-		server := c.Labels[LabelServer]
+		server := owner(c.Labels)
 		err := api.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
 		if err != nil && !cerrdefs.IsNotFound(err) && !isRemovalInProgress(err) {
 			errs = append(errs, fmt.Errorf("remove container %s: %w", shortID(c.ID), err))
@@ -65,9 +65,18 @@ func containers(ctx context.Context, api API, all bool) ([]container.Summary, er
 	var out []container.Summary
 	for _, c := range list {
 		// A filter is a request, not a guarantee.
-		if c.Labels[LabelManaged] == "1" && (all || !proc.Alive(c.Labels[LabelServer])) {
+		if c.Labels[LabelManaged] == "1" && (all || !proc.Alive(owner(c.Labels))) {
 			out = append(out, c)
 		}
 	}
 	return out, nil
+}
+
+// owner is the ID a container's server is judged by: its lock, or for a
+// container of an older server its "<pid>:<start time>".
+func owner(labels map[string]string) string {
+	if id := labels[LabelLock]; id != "" {
+		return id
+	}
+	return labels[LabelServer]
 }

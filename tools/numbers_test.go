@@ -1,0 +1,63 @@
+package tools
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// TestHostileNumericArguments: every number a tool takes, at the edges of
+// its type and past them, gives a clear error or a bounded result; none
+// panics, wraps around or turns a limit off.
+func TestHostileNumericArguments(t *testing.T) {
+	w, _ := newWS(t, nil, map[string]string{"a.py": "one\ntwo\nthree\n"})
+	const maxInt, minInt = math.MaxInt, math.MinInt
+	tests := []struct {
+		name    string
+		run     func() error
+		wantErr string // "" when the call must succeed
+	}{
+		{"read at the largest offset", func() error { _, err := w.Read("a.py", math.MaxInt64, 1); return err }, "beyond the end"},
+		{"read with the largest limit", func() error { _, err := w.Read("a.py", 0, math.MaxInt64); return err }, ""},
+		{"read at the largest offset and limit", func() error { _, err := w.Read("a.py", math.MaxInt64, math.MaxInt64); return err }, "beyond the end"},
+		{"read at a negative offset", func() error { _, err := w.Read("a.py", math.MinInt64, 1); return err }, "offset must be >= 0"},
+		{"lines to the largest end", func() error { _, _, err := w.Lines("a.py", 1, maxInt); return err }, "inspect at most 100 lines"},
+		{"lines from the largest start", func() error { _, _, err := w.Lines("a.py", maxInt, maxInt); return err }, "beyond the end"},
+		{"lines from the smallest start", func() error { _, _, err := w.Lines("a.py", minInt, 1); return err }, "1 or more"},
+		{"replace from the largest start", func() error { _, err := w.ReplaceLines("a.py", maxInt, maxInt, "x"); return err }, "beyond the end"},
+		{"replace to the largest end", func() error { _, err := w.ReplaceLines("a.py", 1, maxInt, "x"); return err }, "beyond the end"},
+		{"replace from the smallest start", func() error { _, err := w.ReplaceLines("a.py", minInt, 1, "x"); return err }, "1 or more"},
+		{"replace before the start", func() error { _, err := w.ReplaceLines("a.py", 2, minInt, "x"); return err }, "is before start_line"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.run()
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("err = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+
+	// Numbers beyond int64 are refused when the arguments are bound.
+	for _, raw := range []string{
+		`{"file_name":"a.py","offset":9223372036854775808}`,
+		`{"file_name":"a.py","limit":1e30}`,
+		`{"file_name":"a.py","offset":-9223372036854775809}`,
+	} {
+		var args readFileArgs
+		req := mcp.CallToolRequest{}
+		req.Params.RawArguments = json.RawMessage(raw)
+		if err := Bind(req, &args); err == nil || !strings.Contains(err.Error(), "must be an integer") {
+			t.Errorf("Bind(%s) = %v, want an integer error", raw, err)
+		}
+	}
+	var args executeArgs
+	req := mcp.CallToolRequest{}
+	req.Params.RawArguments = json.RawMessage(`{"script_name":"a.py","timeout_s":1e400}`)
+	if err := Bind(req, &args); err == nil {
+		t.Errorf("Bind(timeout_s 1e400) = nil, want an error")
+	}
+}
