@@ -277,6 +277,7 @@ try:
 except OSError as e:
     print('STOPPED', total >> 20, 'MiB errno', e.errno)
 `,
+				"rm.py":   "import os\nos.remove('big.bin')\nprint('removed')\n",
 				"slow.py": "import time\ntime.sleep(15)\nprint('slept through')\n",
 			},
 			steps: []hostileStep{
@@ -298,6 +299,13 @@ except OSError as e:
 					mib, errno := stoppedAt(t, out)
 					if mib > 64 || (errno != 28 && errno != 27) {
 						t.Errorf("a 64 MiB workspace took %d MiB (errno %d): %q", mib, errno, out)
+					}
+				}},
+				// An honest agent cleans up before it submits: the full
+				// workspace would not fit the eval's copy.
+				{script: "rm.py", check: func(t *testing.T, out string) {
+					if !strings.Contains(out, "removed") {
+						t.Errorf("rm.py: %q", out)
 					}
 				}},
 				// /tmp is bounded too: by a size cap or by the memory limit
