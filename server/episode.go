@@ -287,31 +287,32 @@ func (ep *episode) submit(ctx context.Context, answer string) (runlog.Result, er
 		err = ep.log.Restore(ctx, final, sub)
 	}
 	if err == nil {
-		outcome, err = ep.srv.opts.Scorer.Score(ctx, ep.task, sub, ep.gpus.IDs())
+		// The eval's whole output is the operator's: the agent gets a
+		// short reason, since the output may quote the hidden scripts.
+		evalLog, _, lerr := ep.log.OutputFile("eval.log", 0)
+		if lerr != nil {
+			ep.logger.Error().Err(lerr).Msg("create eval.log")
+			evalLog = nopWriteCloser{io.Discard}
+		}
+		outcome, err = ep.srv.opts.Scorer.Score(ctx, ep.task, eval.Request{Submission: sub, GPUs: ep.gpus.IDs(), Log: evalLog})
+		evalLog.Close()
 	}
-	switch {
-	case err != nil:
+	if err != nil {
 		r.Status = runlog.StatusInvalid
-		r.Error = err.Error()
-	default:
-		r.Status = runlog.StatusScored
-		r.Score = &outcome.Score
-		baseline, berr := ep.srv.opts.Baselines.Get(ctx, ep.task)
-		if berr != nil {
-			r.Error = "baseline unavailable: " + berr.Error()
-			break
-		}
-		r.Baseline = &baseline
-		if imp, ok := eval.Improvement(outcome.Score, baseline, ep.task.Config.Direction); ok {
-			r.Improvement = &imp
-			r.Success = eval.Success(imp)
-		}
+		r.Error = eval.Reason(err)
+		ep.logger.Warn().Err(err).Msg("submission not scored")
+	} else if berr := ep.srv.opts.Baselines.Judge(ctx, ep.task, outcome, &r); berr != nil {
+		ep.logger.Error().Err(berr).Msg("baseline unavailable")
 	}
 	ep.finish(r)
 	ep.logger.Info().Str("status", r.Status).Any("score", r.Score).Any("baseline", r.Baseline).
 		Str("error", r.Error).Str("answer", answer).Msg("episode submitted")
 	return r, nil
 }
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
 
 // finish records the final result once.
 func (ep *episode) finish(r runlog.Result) {
