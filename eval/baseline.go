@@ -249,7 +249,8 @@ func (b *Baselines) Judge(ctx context.Context, task *tasks.Task, out Outcome, r 
 	}
 	imp, ok := Improvement(out.Score, baseline, task.Config.Direction)
 	if !ok {
-		r.Status = runlog.StatusInvalid
+		// Invalid submissions have no score (the agent's reply keys on it).
+		r.Status, r.Score, r.Scores = runlog.StatusInvalid, nil, nil
 		r.Error = fmt.Sprintf("%v: score %g against baseline %g gives no finite improvement", ErrInvalid, out.Score, baseline)
 		return berr
 	}

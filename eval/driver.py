@@ -2,7 +2,7 @@
 # (the scripts copy), calls get_score and writes the scores to the server
 # behind a nonce read from stdin.
 #
-# Usage: python -I mlab_eval_driver.py ROUNDS SUBMISSION [STARTER]
+# Usage: python -I -B mlab_eval_driver.py ROUNDS SUBMISSION [STARTER]
 #
 # The submission's code runs as the same user as this driver (as a
 # subprocess of eval.py). It must not forge, alter or suppress the result:

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mlab/mlab/sandbox"
@@ -117,14 +119,21 @@ func (s *Scorer) run(ctx context.Context, task *tasks.Task, req Request, rounds 
 		return Outcome{}, fmt.Errorf("create eval sandbox: %w", err)
 	}
 	defer sb.Close()
-	if err := populate(ctx, sb, task, req.Submission, starter); err != nil {
+	trusted, err := populate(ctx, sb, task, req.Submission, starter)
+	if err != nil {
 		return Outcome{}, err
+	}
+	before, err := fingerprint(sb.Workspace(), trusted)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("fingerprint eval files: %w", err)
 	}
 
 	nonce := make([]byte, 16)
 	rand.Read(nonce)
 	token := hex.EncodeToString(nonce)
-	args := []string{s.Python, "-I", "../" + driverName, strconv.Itoa(rounds), "../" + submissionDir}
+	// -B: -I ignores PYTHONDONTWRITEBYTECODE, and the eval must not write
+	// its own folder.
+	args := []string{s.Python, "-I", "-B", "../" + driverName, strconv.Itoa(rounds), "../" + submissionDir}
 	calls := rounds
 	if starter {
 		args = append(args, "../"+starterDir)
@@ -149,6 +158,12 @@ func (s *Scorer) run(ctx context.Context, task *tasks.Task, req Request, rounds 
 		return Outcome{}, fmt.Errorf("run eval: %w", err)
 	}
 	out := Outcome{Duration: res.Duration, Output: joinOutput(res)}
+	// Where the sandbox's user cannot be kept from writing them (a backend
+	// that runs scripts as the server's own uid), a change to the eval's
+	// files is at least caught: the result is void.
+	if after, err := fingerprint(sb.Workspace(), trusted); err != nil || !maps.Equal(before, after) {
+		return out, fmt.Errorf("%w: the submission's code changed the eval's own files", ErrInvalid)
+	}
 	switch {
 	case res.TimedOut:
 		return out, fmt.Errorf("%w: eval timed out after %s", ErrInvalid, timeout)
@@ -176,35 +191,79 @@ func (s *Scorer) run(ctx context.Context, task *tasks.Task, req Request, rounds 
 // the starter code are the server's and only readable by the sandbox's
 // user; the submission is the user's, since the code the eval runs may
 // write in its own folder.
-func populate(ctx context.Context, sb sandbox.Sandbox, task *tasks.Task, submission string, starter bool) error {
+// It returns the trusted entries, relative to the workspace.
+func populate(ctx context.Context, sb sandbox.Sandbox, task *tasks.Task, submission string, starter bool) (trusted []string, err error) {
 	ws := sb.Workspace()
 	if err := sandbox.CopyDir(ctx, task.ScriptsDir(), filepath.Join(ws, scriptsDir)); err != nil {
-		return fmt.Errorf("copy scripts of %s: %w", task.Name, err)
+		return nil, fmt.Errorf("copy scripts of %s: %w", task.Name, err)
 	}
-	trusted := []string{scriptsDir, driverName}
+	trusted = []string{scriptsDir, driverName}
 	if starter {
 		if err := sandbox.CopyDir(ctx, task.EnvDir(), filepath.Join(ws, starterDir)); err != nil {
-			return fmt.Errorf("copy starter code of %s: %w", task.Name, err)
+			return nil, fmt.Errorf("copy starter code of %s: %w", task.Name, err)
 		}
 		trusted = append(trusted, starterDir)
 	}
 	if err := os.WriteFile(filepath.Join(ws, driverName), []byte(driver), 0o644); err != nil {
-		return fmt.Errorf("write eval driver: %w", err)
+		return nil, fmt.Errorf("write eval driver: %w", err)
 	}
 	sub := filepath.Join(ws, submissionDir)
 	if err := sandbox.CopyDir(ctx, submission, sub); err != nil {
-		return fmt.Errorf("copy submission: %w", err)
+		return nil, fmt.Errorf("copy submission: %w", err)
 	}
 	if err := restoreReadOnly(task, sub); err != nil {
-		return err
+		return nil, err
 	}
 	if o, ok := sb.(sandbox.Owned); ok {
 		uid, gid := o.Owner()
 		if err := sandbox.ChownTree(sub, uid, gid); err != nil {
-			return fmt.Errorf("hand the submission to the sandbox user: %w", err)
+			return nil, fmt.Errorf("hand the submission to the sandbox user: %w", err)
 		}
 	}
-	return seal(sb, trusted)
+	return trusted, seal(sb, trusted)
+}
+
+// fileID tells a file from any changed or replaced version of it: a write,
+// chmod, rename or replacement changes the inode or the change time, which
+// no unprivileged process can set back.
+type fileID struct {
+	ino   uint64
+	ctime int64
+	size  int64
+	mode  os.FileMode
+}
+
+// fingerprint identifies the workspace root and everything under the
+// trusted entries.
+func fingerprint(ws string, trusted []string) (map[string]fileID, error) {
+	ids := map[string]fileID{}
+	add := func(p string) error {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("stat %s: no inode", p)
+		}
+		ids[p] = fileID{st.Ino, st.Ctim.Nano(), fi.Size(), fi.Mode()}
+		return nil
+	}
+	if err := add(ws); err != nil {
+		return nil, err
+	}
+	for _, rel := range trusted {
+		err := filepath.WalkDir(filepath.Join(ws, rel), func(p string, _ os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return add(p)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
 }
 
 // seal makes the eval workspace's root and the trusted entries in it
