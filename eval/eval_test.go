@@ -2,6 +2,7 @@ package eval
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/mlab/mlab/runlog"
 	"github.com/mlab/mlab/sandbox"
 	"github.com/mlab/mlab/sandbox/local"
 	"github.com/mlab/mlab/tasks"
@@ -263,4 +265,138 @@ func (p failingProvider) Name() string {
 }
 func (failingProvider) Create(context.Context, sandbox.Spec) (sandbox.Sandbox, error) {
 	return nil, errors.New("no sandbox for you")
+}
+
+// TestTimedInterleavesStarter: a timed task's eval scores the submission and
+// the unchanged starter code in alternating rounds, and whatever one
+// get_score call leaves running (a daemon that escaped its session) is gone
+// before the next starts.
+func TestTimedInterleavesStarter(t *testing.T) {
+	evalPy := `import os, subprocess, sys, time
+order = []
+def others():
+    me = os.getpid()
+    n = 0
+    for p in os.listdir("/proc"):
+        if p.isdigit() and int(p) != me:
+            try:
+                if b"mlab-straggler" in open("/proc/%s/cmdline" % p, "rb").read():
+                    n += 1
+            except OSError:
+                pass
+    return n
+def get_score(d):
+    order.append(os.path.basename(d))
+    stragglers = others()
+    if os.path.exists(os.path.join(d, "fast.txt")):
+        # Leave a daemon behind that would slow down the next call.
+        subprocess.Popen([sys.executable, "-c", "import sys, time; sys.argv.append('mlab-straggler'); time.sleep(60)", "mlab-straggler"],
+                         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while others() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return 1.0 + stragglers
+    print("order", order)
+    return 10.0 + stragglers
+`
+	eachBackend(t, func(t *testing.T, p sandbox.Provider) {
+		task, sub := evalTask(t, evalPy, map[string]string{"fast.txt": "x"})
+		task.Config.Timed, task.Config.BaselineRuns, task.Config.Direction = true, 3, tasks.Lower
+		var log syncBuffer
+		out, err := (&Scorer{Provider: p, Python: "/usr/bin/python3"}).Score(t.Context(), task, Request{Submission: sub, Log: &log})
+		if err != nil {
+			t.Fatalf("score: %v\n%s", err, log.String())
+		}
+		// Any straggler seen by a later call adds 1 to its score.
+		if !slices.Equal(out.Scores, []float64{1, 1, 1}) || !slices.Equal(out.Starter, []float64{10, 10, 10}) || out.Score != 1 {
+			t.Errorf("scores %v, starter %v, score %v; want 1s and 10s with no stragglers seen\n%s", out.Scores, out.Starter, out.Score, log.String())
+		}
+		// ABBA order: submission, starter, starter, submission, submission, starter.
+		if !strings.Contains(log.String(), "order ['submission', 'starter', 'starter', 'submission', 'submission', 'starter']") {
+			t.Errorf("rounds do not alternate:\n%s", log.String())
+		}
+		if same, ok := out.StarterScore(); !ok || same != 10 {
+			t.Errorf("starter score = %v, %v", same, ok)
+		}
+	})
+}
+
+func TestJudge(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	tests := []struct {
+		name        string
+		baseline    *float64 // task.yaml
+		direction   string
+		out         Outcome
+		wantStatus  string
+		wantBase    float64
+		wantSource  string
+		wantImp     *float64
+		wantErr     string
+		wantSuccess bool
+	}{
+		{"task.yaml", f(0.5), tasks.Higher, Outcome{Score: 0.6, Scores: []float64{0.6}}, runlog.StatusScored, 0.5, runlog.BaselineFromTask, f(0.2), "", true},
+		{"huge score", f(1e-3), tasks.Higher, Outcome{Score: 1e308, Scores: []float64{1e308}}, runlog.StatusInvalid, 1e-3, runlog.BaselineFromTask, nil, "no finite improvement", false},
+		{"huge negative score", f(1e-300), tasks.Lower, Outcome{Score: -1e308, Scores: []float64{-1e308}}, runlog.StatusInvalid, 1e-300, runlog.BaselineFromTask, nil, "no finite improvement", false},
+		{"zero baseline", f(0), tasks.Higher, Outcome{Score: 1, Scores: []float64{1}}, runlog.StatusScored, 0, runlog.BaselineFromTask, nil, "", false},
+		{"same run wins", f(5), tasks.Lower, Outcome{Score: 1, Scores: []float64{1, 1.2, 0.9}, Starter: []float64{2, 2.2, 1.8}},
+			runlog.StatusScored, 2, runlog.BaselineFromSameRun, f(0.5), "", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			task, _ := evalTask(t, "def get_score(d): return 0\n", nil)
+			task.Config.Baseline, task.Config.Direction = tc.baseline, tc.direction
+			b := &Baselines{Scorer: &Scorer{Provider: failingProvider{}, Python: "/usr/bin/python3"}, CacheDir: t.TempDir()}
+			var r runlog.Result
+			if err := b.Judge(t.Context(), task, tc.out, &r); err != nil {
+				t.Fatal(err)
+			}
+			raw, err := json.Marshal(r)
+			if err != nil {
+				t.Fatalf("result.json cannot be written: %v", err)
+			}
+			if r.Status != tc.wantStatus || r.Baseline == nil || *r.Baseline != tc.wantBase || r.BaselineInfo.Source != tc.wantSource ||
+				!strings.Contains(r.Error, tc.wantErr) || r.Success != tc.wantSuccess || (r.Improvement == nil) != (tc.wantImp == nil) ||
+				(tc.wantImp != nil && math.Abs(*r.Improvement-*tc.wantImp) > 1e-9) {
+				t.Errorf("result %s", raw)
+			}
+			if r.Status == runlog.StatusInvalid && r.Score != nil {
+				t.Errorf("an invalid result keeps a score: %s", raw)
+			}
+		})
+	}
+	// A missing measured baseline is reported, without details, and the
+	// score stands.
+	task, _ := evalTask(t, "def get_score(d): return 0\n", nil)
+	b := &Baselines{Scorer: &Scorer{Provider: failingProvider{}, Python: "/usr/bin/python3"}, CacheDir: t.TempDir()}
+	var r runlog.Result
+	err := b.Judge(t.Context(), task, Outcome{Score: 1, Scores: []float64{1}}, &r)
+	if err == nil || r.Status != runlog.StatusScored || r.Baseline != nil || r.Error != "baseline unavailable (the operator's log has the details)" {
+		t.Errorf("judge without a baseline: %+v, %v", r, err)
+	}
+}
+
+func TestMeasuredTimedBaseline(t *testing.T) {
+	// A timed task's baseline scores env/ as shipped, in baseline_runs
+	// rounds, and records their median and spread.
+	task, _ := evalTask(t, "import random\ncalls = [3.0, 1.0, 2.0]\ndef get_score(d):\n    return calls.pop(0)\n", nil)
+	task.Config.Timed, task.Config.BaselineRuns = true, 3
+	b := &Baselines{Scorer: newScorer(t), CacheDir: t.TempDir()}
+	m, err := b.Get(t.Context(), task)
+	if err != nil || m.Score != 2 || m.Spread != 2 || !slices.Equal(m.Runs, []float64{3, 1, 2}) {
+		t.Fatalf("baseline = %+v, %v; want median 2 of [3 1 2], spread 2", m, err)
+	}
+	raw, _ := os.ReadFile(must(filepath.Glob(filepath.Join(b.CacheDir, "baseline-*.json")))[0])
+	for _, want := range []string{`"runs": [`, `"spread": 2`, `"machine": "host=`, `"backend": "local"`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("cache file lacks %s:\n%s", want, raw)
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
