@@ -32,7 +32,8 @@ type Config struct {
 	// Image is the docker runtime image of this task's sandboxes, when it
 	// needs more than the server's default (e.g. the full variant).
 	Image string `yaml:"image"`
-	// EvalTimeout bounds one run of the hidden eval.
+	// EvalTimeout bounds one call of get_score: a timed task's eval makes
+	// two per round (submission and starter code).
 	EvalTimeout Duration `yaml:"eval_timeout"`
 	// Timed marks a task whose score is a time measured on this machine,
 	// so that it depends on load; a metric of "seconds" implies it.
