@@ -27,19 +27,49 @@ type Result struct {
 	Server    string `json:"server,omitempty"` // the server process ("<pid>:<start>"), as servers before lock files judge it
 	// ServerLock is the owner ID of the server's lock (internal/proc), by
 	// which a crash is told from a live run; Server is the fallback.
-	ServerLock  string     `json:"server_lock,omitempty"`
-	Status      string     `json:"status"` // one of the Status constants
-	Metric      string     `json:"metric,omitempty"`
-	Direction   string     `json:"direction,omitempty"`
-	Score       *float64   `json:"score,omitempty"`
-	Baseline    *float64   `json:"baseline,omitempty"`
-	Improvement *float64   `json:"improvement,omitempty"`
-	Success     bool       `json:"success"`
-	Steps       int        `json:"steps"`
-	Seconds     float64    `json:"seconds"`
-	Error       string     `json:"error,omitempty"`
-	StartedAt   time.Time  `json:"started_at"`
-	EndedAt     *time.Time `json:"ended_at,omitempty"`
+	ServerLock  string   `json:"server_lock,omitempty"`
+	Status      string   `json:"status"` // one of the Status constants
+	Metric      string   `json:"metric,omitempty"`
+	Direction   string   `json:"direction,omitempty"`
+	Score       *float64 `json:"score,omitempty"`
+	Baseline    *float64 `json:"baseline,omitempty"`
+	Improvement *float64 `json:"improvement,omitempty"`
+	// Scores are the submission's scores in each round of a timed task's
+	// eval; Score is their median.
+	Scores []float64 `json:"scores,omitempty"`
+	// BaselineInfo says where Baseline comes from and how it was measured.
+	BaselineInfo *BaselineInfo `json:"baseline_info,omitempty"`
+	Success      bool          `json:"success"`
+	Steps        int           `json:"steps"`
+	Seconds      float64       `json:"seconds"`
+	Error        string        `json:"error,omitempty"`
+	StartedAt    time.Time     `json:"started_at"`
+	EndedAt      *time.Time    `json:"ended_at,omitempty"`
+}
+
+// Baseline sources.
+const (
+	BaselineFromTask    = "task.yaml" // stated by the task
+	BaselineMeasured    = "measured"  // the cached measurement of the unchanged env/
+	BaselineFromSameRun = "same_run"  // the starter code timed in the submission's own eval
+)
+
+// BaselineInfo records how a result's baseline was obtained.
+type BaselineInfo struct {
+	Source string `json:"source"`
+	// Measured is the cached baseline, the median of Runs: scores of the
+	// unchanged env/, each measured while no other sandbox ran an exec.
+	Measured *float64  `json:"measured,omitempty"`
+	Runs     []float64 `json:"runs,omitempty"`
+	// Spread is max(Runs) - min(Runs).
+	Spread *float64 `json:"spread,omitempty"`
+	// Contended is set when other sandboxes ran execs during every attempt
+	// to measure, so the measurement was used but not cached.
+	Contended bool `json:"contended,omitempty"`
+	// StarterScores are the scores of the unchanged starter code in the
+	// submission's own eval run, alternating with the submission's rounds;
+	// Baseline is their median when Source is BaselineFromSameRun.
+	StarterScores []float64 `json:"starter_scores,omitempty"`
 }
 
 // WriteResult writes result.json atomically (temp file in the same dir,

@@ -333,7 +333,15 @@ func (ep *episode) submit(ctx context.Context, answer string) (runlog.Result, er
 		err = ep.log.Restore(ctx, final, sub)
 	}
 	if err == nil {
-		outcome, err = ep.srv.opts.Scorer.Score(ctx, ep.task, sub, ep.gpus.IDs())
+		// The eval's whole output is the operator's: the agent gets a
+		// short reason, since the output may quote the hidden scripts.
+		evalLog, _, lerr := ep.log.OutputFile("eval.log", 0)
+		if lerr != nil {
+			ep.logger.Error().Err(lerr).Msg("create eval.log")
+			evalLog = nopWriteCloser{io.Discard}
+		}
+		outcome, err = ep.srv.opts.Scorer.Score(ctx, ep.task, eval.Request{Submission: sub, GPUs: ep.gpus.IDs(), Log: evalLog})
+		evalLog.Close()
 	}
 	switch {
 	case err != nil && ep.srv.stopping.Load():
@@ -341,24 +349,17 @@ func (ep *episode) submit(ctx context.Context, answer string) (runlog.Result, er
 		r.Error = stoppedReason
 	case err != nil:
 		r.Status = runlog.StatusInvalid
-		r.Error = err.Error()
+		r.Error = eval.Reason(err)
+		ep.logger.Warn().Err(err).Msg("submission not scored")
 	default:
-		r.Status = runlog.StatusScored
-		r.Score = &outcome.Score
-		baseline, berr := ep.srv.opts.Baselines.Get(ctx, ep.task)
+		berr := ep.srv.opts.Baselines.Judge(ctx, ep.task, outcome, &r)
 		if berr != nil && ep.srv.stopping.Load() {
-			r.Status, r.Score = runlog.StatusAborted, nil
+			r.Status, r.Score, r.Scores, r.Baseline, r.BaselineInfo, r.Improvement, r.Success = runlog.StatusAborted, nil, nil, nil, nil, nil, false
 			r.Error = stoppedReason
 			break
 		}
 		if berr != nil {
-			r.Error = "baseline unavailable: " + berr.Error()
-			break
-		}
-		r.Baseline = &baseline
-		if imp, ok := eval.Improvement(outcome.Score, baseline, ep.task.Config.Direction); ok {
-			r.Improvement = &imp
-			r.Success = eval.Success(imp)
+			ep.logger.Error().Err(berr).Msg("baseline unavailable")
 		}
 	}
 	ep.finish(r)
@@ -366,6 +367,10 @@ func (ep *episode) submit(ctx context.Context, answer string) (runlog.Result, er
 		Str("error", r.Error).Str("answer", answer).Msg("episode submitted")
 	return r, nil
 }
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
 
 // brokenReason ends an episode whose sandbox died under it.
 const brokenReason = "sandbox broken"

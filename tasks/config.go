@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"time"
 
@@ -31,9 +32,21 @@ type Config struct {
 	// Image is the docker runtime image of this task's sandboxes, when it
 	// needs more than the server's default (e.g. the full variant).
 	Image string `yaml:"image"`
-	// EvalTimeout bounds one run of the hidden eval.
+	// EvalTimeout bounds one call of get_score: a timed task's eval makes
+	// two per round (submission and starter code).
 	EvalTimeout Duration `yaml:"eval_timeout"`
+	// Timed marks a task whose score is a time measured on this machine,
+	// so that it depends on load; a metric of "seconds" implies it.
+	Timed bool `yaml:"timed"`
+	// BaselineRuns is how many times a computed baseline is measured (the
+	// median counts), and for a timed task how many rounds an eval scores
+	// the submission and the unchanged starter code, alternating. 0 means
+	// DefaultTimedRuns for a timed task, 1 otherwise.
+	BaselineRuns int `yaml:"baseline_runs"`
 }
+
+// IsTimed reports whether scores are times measured on this machine.
+func (c Config) IsTimed() bool { return c.Timed || c.Metric == "seconds" }
 
 // Budgets bound one episode.
 type Budgets struct {
@@ -55,6 +68,17 @@ const (
 	DefaultExecTimeout    = 10 * time.Minute
 	DefaultMaxExecTimeout = time.Hour
 	DefaultEvalTimeout    = 30 * time.Minute
+	DefaultTimedRuns      = 3
+
+	// MaxDuration bounds every duration of task.yaml: anything longer is a
+	// typo, and a bound keeps sums and deadlines far from overflow.
+	MaxDuration = 7 * 24 * time.Hour
+	// MaxBaselineRuns bounds baseline_runs: each run is a whole eval.
+	MaxBaselineRuns = 25
+	// MaxSteps bounds budgets.max_steps.
+	MaxSteps = 100000
+	// MaxGPUs bounds gpus.
+	MaxGPUs = 64
 )
 
 // WithDefaults fills the zero fields of b.
@@ -99,12 +123,56 @@ func readConfig(path string) (Config, error) {
 	if err := yaml.UnmarshalWithOptions(b, &c, yaml.DisallowUnknownField()); err != nil {
 		return c, fmt.Errorf("parse %s: %w", path, err)
 	}
+	if err := c.validate(); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c.withDefaults(), nil
+}
+
+// validate rejects values that are out of range rather than letting a
+// default or an overflow stand in for them silently. Zero means "default"
+// for every number.
+func (c Config) validate() error {
 	switch c.Direction {
 	case "", Higher, Lower:
 	default:
-		return c, fmt.Errorf("%s: direction %q must be %q or %q", path, c.Direction, Higher, Lower)
+		return fmt.Errorf("direction %q must be %q or %q", c.Direction, Higher, Lower)
 	}
-	return c.withDefaults(), nil
+	if c.Baseline != nil && (math.IsNaN(*c.Baseline) || math.IsInf(*c.Baseline, 0)) {
+		return fmt.Errorf("baseline %v must be a finite number", *c.Baseline)
+	}
+	durations := []struct {
+		name string
+		d    Duration
+	}{
+		{"eval_timeout", c.EvalTimeout},
+		{"budgets.max_time", c.Budgets.MaxTime},
+		{"budgets.exec_timeout", c.Budgets.ExecTimeout},
+		{"budgets.max_exec_timeout", c.Budgets.MaxExecTimeout},
+	}
+	for _, d := range durations {
+		if d.d < 0 || time.Duration(d.d) > MaxDuration {
+			return fmt.Errorf("%s %s must be between 0 and %s", d.name, time.Duration(d.d), MaxDuration)
+		}
+	}
+	if c.Budgets.ExecTimeout > 0 && c.Budgets.MaxExecTimeout > 0 && c.Budgets.ExecTimeout > c.Budgets.MaxExecTimeout {
+		return fmt.Errorf("budgets.exec_timeout %s is longer than budgets.max_exec_timeout %s",
+			time.Duration(c.Budgets.ExecTimeout), time.Duration(c.Budgets.MaxExecTimeout))
+	}
+	ints := []struct {
+		name   string
+		v, max int
+	}{
+		{"budgets.max_steps", c.Budgets.MaxSteps, MaxSteps},
+		{"gpus", c.GPUs, MaxGPUs},
+		{"baseline_runs", c.BaselineRuns, MaxBaselineRuns},
+	}
+	for _, n := range ints {
+		if n.v < 0 || n.v > n.max {
+			return fmt.Errorf("%s %d must be between 0 and %d", n.name, n.v, n.max)
+		}
+	}
+	return nil
 }
 
 func (c Config) withDefaults() Config {
@@ -116,6 +184,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.EvalTimeout <= 0 {
 		c.EvalTimeout = Duration(DefaultEvalTimeout)
+	}
+	if c.BaselineRuns <= 0 {
+		c.BaselineRuns = 1
+		if c.IsTimed() {
+			c.BaselineRuns = DefaultTimedRuns
+		}
 	}
 	c.Budgets = c.Budgets.WithDefaults()
 	return c

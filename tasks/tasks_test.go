@@ -119,3 +119,63 @@ func TestLoad(t *testing.T) {
 		t.Errorf("missing task error %v is not ErrNotFound", err)
 	}
 }
+
+func TestConfigValidation(t *testing.T) {
+	tests := []struct {
+		name, yaml, wantErr string
+	}{
+		{"inf baseline", "baseline: .inf\n", "baseline"},
+		{"negative inf baseline", "baseline: -.inf\n", "baseline"},
+		{"nan baseline", "baseline: .nan\n", "baseline"},
+		{"huge baseline", "baseline: 1e400\n", "baseline"},
+		{"negative eval timeout", "eval_timeout: -1s\n", "eval_timeout"},
+		{"eval timeout too long", "eval_timeout: 2000h\n", "eval_timeout"},
+		{"overflowing duration", "budgets:\n  max_time: 9999999999h\n", "9999999999h"},
+		{"negative max time", "budgets:\n  max_time: -5m\n", "budgets.max_time"},
+		{"exec timeout above max", "budgets:\n  exec_timeout: 2h\n  max_exec_timeout: 1h\n", "longer than"},
+		{"negative steps", "budgets:\n  max_steps: -3\n", "max_steps"},
+		{"too many steps", "budgets:\n  max_steps: 100000000\n", "max_steps"},
+		{"negative gpus", "gpus: -1\n", "gpus"},
+		{"negative baseline runs", "baseline_runs: -2\n", "baseline_runs"},
+		{"too many baseline runs", "baseline_runs: 1000\n", "baseline_runs"},
+		{"fine", "baseline: -2.5\nbaseline_runs: 5\neval_timeout: 10m\n", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "task.yaml")
+			if err := os.WriteFile(p, []byte(tc.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c, err := readConfig(p)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("readConfig: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("readConfig(%q) = %+v, %v; want an error about %s", tc.yaml, c, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestBaselineRunsDefault(t *testing.T) {
+	tests := []struct {
+		yaml string
+		runs int
+	}{
+		{"metric: accuracy\n", 1},
+		{"metric: seconds\ndirection: lower\n", DefaultTimedRuns},
+		{"metric: ms\ntimed: true\n", DefaultTimedRuns},
+		{"metric: seconds\nbaseline_runs: 5\n", 5},
+	}
+	for _, tc := range tests {
+		p := filepath.Join(t.TempDir(), "task.yaml")
+		os.WriteFile(p, []byte(tc.yaml), 0o644)
+		c, err := readConfig(p)
+		if err != nil || c.BaselineRuns != tc.runs {
+			t.Errorf("%q: baseline_runs = %d, %v; want %d", tc.yaml, c.BaselineRuns, err, tc.runs)
+		}
+	}
+}

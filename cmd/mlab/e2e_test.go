@@ -577,13 +577,19 @@ func TestInvalidSubmission(t *testing.T) {
 	eachBackend(t, func(t *testing.T, backend string) {
 		h := start(t, backend, "fixture")
 		// No score.txt: eval crashes, which is an invalid submission, not a score.
+		// The agent gets a short reason; the eval's own words, which may
+		// quote the hidden scripts, are in eval.log for the operator.
+		const reason = "get_score raised FileNotFoundError"
 		text := h.mustOK(t, "final_answer", map[string]any{"final_answer": "nothing"}, "submission invalid")
-		if !strings.Contains(text, "score.txt") {
-			t.Errorf("invalid submission does not say why: %s", text)
+		if !strings.Contains(text, reason) || strings.Contains(text, "score.txt") {
+			t.Errorf("invalid submission does not say why in short: %s", text)
 		}
 		r, err := runlog.ReadResult(h.runDir(t))
-		if err != nil || r.Status != runlog.StatusInvalid || r.Score != nil || r.Success || !strings.Contains(r.Error, "score.txt") {
+		if err != nil || r.Status != runlog.StatusInvalid || r.Score != nil || r.Success || !strings.Contains(r.Error, reason) {
 			t.Errorf("result.json = %+v, %v", r, err)
+		}
+		if b, err := os.ReadFile(filepath.Join(h.runDir(t), "outputs", "eval.log")); err != nil || !strings.Contains(string(b), "score.txt") {
+			t.Errorf("eval.log = %q, %v", b, err)
 		}
 	})
 }

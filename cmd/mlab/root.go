@@ -151,14 +151,24 @@ func (c *common) env(ctx context.Context) (*env, error) {
 	// Shutdown is final: once cleanup begins no sandbox is created, and any
 	// left open (an eval or baseline run cut short) is removed.
 	provider := sandbox.NewGuard(backend)
-	scorer := &eval.Scorer{Provider: provider, Python: c.python}
+	// Every sandbox but a baseline measurement's counts in the meter, so
+	// that a measurement can tell whether it ran alone.
+	meter := &sandbox.Meter{}
+	image := c.image
+	if image == "" {
+		image = docker.ImageTag(docker.ImageSpec{Variant: "base"})
+	}
 	return &env{
-		log:       log,
-		catalog:   c.catalog(filepath.Join(scratch, "tasks")),
-		provider:  provider,
-		gpus:      sandbox.NewGPUPool(ids),
-		scorer:    scorer,
-		baselines: &eval.Baselines{Scorer: scorer, CacheDir: filepath.Join(c.cacheDir, "baselines")},
+		log:      log,
+		catalog:  c.catalog(filepath.Join(scratch, "tasks")),
+		provider: meter.Wrap(provider),
+		gpus:     sandbox.NewGPUPool(ids),
+		scorer:   &eval.Scorer{Provider: meter.Wrap(provider), Python: c.python},
+		baselines: &eval.Baselines{
+			Scorer: &eval.Scorer{Provider: provider, Python: c.python}, CacheDir: filepath.Join(c.cacheDir, "baselines"), Meter: meter,
+			// Eval sandboxes take the default limits.
+			Setting: fmt.Sprintf("image=%s cpus=%g limits=%+v", image, c.cpus, sandbox.Limits{}.WithDefaults()),
+		},
 		cleanup: func() {
 			if err := provider.Close(); err != nil {
 				log.Warn().Err(err).Msg("remove the sandboxes left at shutdown")

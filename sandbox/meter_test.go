@@ -1,0 +1,57 @@
+package sandbox
+
+import (
+	"context"
+	"testing"
+)
+
+type meterProvider struct{ owned bool }
+
+func (meterProvider) Name() string { return "fake" }
+func (p meterProvider) Create(context.Context, Spec) (Sandbox, error) {
+	if p.owned {
+		return ownedSandbox{}, nil
+	}
+	return meterSandbox{}, nil
+}
+
+type meterSandbox struct{ exec func() }
+
+func (meterSandbox) Workspace() string { return "/ws" }
+func (s meterSandbox) Exec(context.Context, ExecRequest) (ExecResult, error) {
+	if s.exec != nil {
+		s.exec()
+	}
+	return ExecResult{}, nil
+}
+func (meterSandbox) Close() error { return nil }
+
+type ownedSandbox struct{ meterSandbox }
+
+func (ownedSandbox) Owner() (int, int) { return 7, 8 }
+
+func TestMeter(t *testing.T) {
+	var m Meter
+	p := m.Wrap(meterProvider{})
+	sb, err := p.Create(t.Context(), Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sb.(Owned); ok {
+		t.Error("a sandbox that is not Owned became Owned")
+	}
+	var during int64
+	ms := sb.(meteredSandbox)
+	ms.Sandbox = meterSandbox{exec: func() { during, _ = m.Activity() }}
+	ms.Exec(t.Context(), ExecRequest{})
+	ms.Exec(t.Context(), ExecRequest{})
+	if running, started := m.Activity(); running != 0 || started != 2 || during != 1 {
+		t.Errorf("activity = %d running, %d started, %d during an exec; want 0, 2, 1", running, started, during)
+	}
+	owned, _ := m.Wrap(meterProvider{owned: true}).Create(t.Context(), Spec{})
+	if o, ok := owned.(Owned); !ok {
+		t.Error("an Owned sandbox lost its owner when metered")
+	} else if uid, gid := o.Owner(); uid != 7 || gid != 8 {
+		t.Errorf("owner = %d:%d", uid, gid)
+	}
+}
