@@ -1,0 +1,246 @@
+package local
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mlab/mlab/sandbox"
+)
+
+// cgroupParent is the directory, under each controller's hierarchy, that
+// holds one cgroup per sandbox.
+const cgroupParent = "mlab"
+
+// cgroupRoot is where this host lets us make per-sandbox cgroups: the unified
+// hierarchy (v2), or the pids and memory hierarchies of v1.
+type cgroupRoot struct {
+	v2     bool
+	pids   string // v1: the pids hierarchy's mlab folder; v2: the mlab folder
+	memory string // v1: the memory hierarchy's mlab folder; v2: same as pids
+}
+
+// detectCgroups finds the pids and memory controllers and makes sure the
+// mlab parent exists, so that creating a sandbox's cgroup is one mkdir.
+func detectCgroups() (*cgroupRoot, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
+		return nil, fmt.Errorf("statfs /sys/fs/cgroup: %w", err)
+	}
+	if st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return detectV2("/sys/fs/cgroup")
+	}
+	pids, memory, err := v1Mounts()
+	if err != nil {
+		return nil, err
+	}
+	r := &cgroupRoot{pids: filepath.Join(pids, cgroupParent), memory: filepath.Join(memory, cgroupParent)}
+	for _, d := range []string{r.pids, r.memory} {
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("create cgroup %s: %w", d, err)
+		}
+	}
+	return r, nil
+}
+
+func detectV2(mnt string) (*cgroupRoot, error) {
+	dir := filepath.Join(mnt, cgroupParent)
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("create cgroup %s: %w", dir, err)
+	}
+	// Controllers must be enabled on every level above a cgroup that uses
+	// them; the root usually has them already.
+	for _, d := range []string{mnt, dir} {
+		if err := os.WriteFile(filepath.Join(d, "cgroup.subtree_control"), []byte("+pids +memory"), 0); err != nil {
+			return nil, fmt.Errorf("enable pids and memory controllers in %s: %w", d, err)
+		}
+	}
+	return &cgroupRoot{v2: true, pids: dir, memory: dir}, nil
+}
+
+// v1Mounts finds the mount points of the v1 pids and memory hierarchies.
+func v1Mounts() (pids, memory string, err error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", "", fmt.Errorf("read mounts: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// id parent major:minor root mountpoint options - fstype source superoptions
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		if !ok {
+			continue
+		}
+		pf, sf := strings.Fields(pre), strings.Fields(post)
+		if len(pf) < 5 || len(sf) < 3 || sf[0] != "cgroup" {
+			continue
+		}
+		for _, o := range strings.Split(sf[2], ",") {
+			switch o {
+			case "pids":
+				pids = pf[4]
+			case "memory":
+				memory = pf[4]
+			}
+		}
+	}
+	if pids == "" || memory == "" {
+		return "", "", errors.New("no cgroup v1 pids and memory hierarchies mounted")
+	}
+	return pids, memory, nil
+}
+
+// cgroup is one sandbox's cgroup (a pair of them on v1).
+type cgroup struct {
+	v2          bool
+	pids, memory string
+}
+
+// create makes the cgroup named name with the process and memory limits of l.
+func (r *cgroupRoot) create(name string, l sandbox.Limits) (*cgroup, error) {
+	c := &cgroup{v2: r.v2, pids: filepath.Join(r.pids, name), memory: filepath.Join(r.memory, name)}
+	for _, d := range c.dirs() {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			c.remove()
+			return nil, fmt.Errorf("create cgroup: %w", err)
+		}
+	}
+	mem := strconv.FormatInt(l.MemoryBytes, 10)
+	settings := [][2]string{{filepath.Join(c.pids, "pids.max"), strconv.FormatInt(l.Processes, 10)}}
+	if c.v2 {
+		settings = append(settings,
+			[2]string{filepath.Join(c.memory, "memory.max"), mem},
+			[2]string{filepath.Join(c.memory, "memory.swap.max"), "0"})
+	} else {
+		settings = append(settings,
+			[2]string{filepath.Join(c.memory, "memory.limit_in_bytes"), mem},
+			// Without it, swap would let the sandbox use more than its limit.
+			[2]string{filepath.Join(c.memory, "memory.memsw.limit_in_bytes"), mem})
+	}
+	for _, s := range settings {
+		err := os.WriteFile(s[0], []byte(s[1]), 0)
+		if err != nil && !(errors.Is(err, os.ErrNotExist) && strings.Contains(s[0], "sw")) {
+			c.remove()
+			return nil, fmt.Errorf("set cgroup limit %s: %w", filepath.Base(s[0]), err)
+		}
+	}
+	return c, nil
+}
+
+func (c *cgroup) dirs() []string {
+	if c.v2 {
+		return []string{c.pids}
+	}
+	return []string{c.pids, c.memory}
+}
+
+// procsFiles opens the files through which a process joins the cgroup. They
+// are handed to the jail's init, which joins before it starts anything, so
+// that no process of the sandbox is ever outside its limits.
+func (c *cgroup) procsFiles() ([]*os.File, error) {
+	var fs []*os.File
+	for _, d := range c.dirs() {
+		f, err := os.OpenFile(filepath.Join(d, "cgroup.procs"), os.O_WRONLY, 0)
+		if err != nil {
+			closeAll(fs)
+			return nil, fmt.Errorf("open cgroup: %w", err)
+		}
+		fs = append(fs, f)
+	}
+	return fs, nil
+}
+
+// oomKills is how many processes the kernel has killed for running the
+// cgroup out of memory so far.
+func (c *cgroup) oomKills() int64 {
+	file := "memory.oom_control"
+	if c.v2 {
+		file = "memory.events"
+	}
+	b, err := os.ReadFile(filepath.Join(c.memory, file))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// kill SIGKILLs every process in the cgroup until it is empty. Processes
+// being killed cannot fork, and the pids limit bounds how many there are,
+// so the loop ends.
+func (c *cgroup) kill(timeout time.Duration) error {
+	if c.v2 {
+		// cgroup.kill (Linux 5.14) kills atomically; older kernels lack it.
+		_ = os.WriteFile(filepath.Join(c.pids, "cgroup.kill"), []byte("1"), 0)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		pids, err := c.procs()
+		if err != nil || len(pids) == 0 {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d processes still in the sandbox's cgroup after %v", len(pids), timeout)
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (c *cgroup) procs() ([]int, error) {
+	b, err := os.ReadFile(filepath.Join(c.pids, "cgroup.procs"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list cgroup processes: %w", err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// remove deletes the cgroup. The kernel refuses while a dying process is still
+// in it, so it retries for a while.
+func (c *cgroup) remove() error {
+	deadline := time.Now().Add(5 * time.Second)
+	for _, d := range c.dirs() {
+		for {
+			err := unix.Rmdir(d)
+			if err == nil || errors.Is(err, unix.ENOENT) {
+				break
+			}
+			if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+				return fmt.Errorf("remove cgroup %s: %w", d, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}

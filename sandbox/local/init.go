@@ -1,0 +1,347 @@
+package local
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The jail's init is this same binary, started again inside bubblewrap with
+// initArg as its first argument: a package init hook takes over before main,
+// so it works for mlab and for test binaries alike. It is the one long-lived
+// process of a jail; every exec is a child it forks on request, the way
+// docker exec enters a running container, which spares each exec the cost of
+// building a new jail.
+const initArg = "mlab-jail-init"
+
+// initFD is the socket the server talks to init over; the cgroup files follow.
+const initFD = 3
+
+func init() {
+	if len(os.Args) == 3 && os.Args[1] == initArg && os.Getenv("MLAB_JAIL_INIT") == "1" {
+		if err := runInit(os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "mlab jail init:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+}
+
+// initConfig is what init needs to know before it starts anything.
+type initConfig struct {
+	// UID and GID are the credentials every spawned process gets; -1 keeps
+	// init's own (unprivileged mode, where only one id is mapped).
+	UID, GID int
+	// Cgroups is how many cgroup.procs files follow the socket.
+	Cgroups int
+	// Rlimits are set on init itself, so every process it forks inherits them.
+	Rlimits []rlimit
+}
+
+type rlimit struct {
+	Resource int
+	Value    uint64
+}
+
+// request is a message from the server to init.
+type request struct {
+	Op   string // "spawn" or "kill"
+	ID   uint64
+	Args []string `json:",omitempty"`
+	Env  []string `json:",omitempty"`
+	Dir  string   `json:",omitempty"`
+	// Big means the request was too large for one packet: its full text is
+	// in a memfd passed after stdin, stdout and stderr.
+	Big bool `json:",omitempty"`
+}
+
+// reply is a message from init to the server.
+type reply struct {
+	Op     string // "ready", "started" or "exit"
+	ID     uint64
+	Err    string `json:",omitempty"`
+	Status int    `json:",omitempty"` // raw wait status
+}
+
+// maxPacket bounds one message on the socket; larger requests go in a memfd.
+const maxPacket = 64 << 10
+
+func runInit(cfgText string) error {
+	var cfg initConfig
+	if err := json.Unmarshal([]byte(cfgText), &cfg); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	// Join the sandbox's cgroups before anything is forked, so nothing ever
+	// runs outside the limits.
+	for i := range cfg.Cgroups {
+		f := os.NewFile(uintptr(initFD+1+i), "cgroup.procs")
+		_, err := f.Write([]byte("0"))
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("join cgroup: %w", err)
+		}
+	}
+	for _, l := range cfg.Rlimits {
+		if err := unix.Setrlimit(l.Resource, &unix.Rlimit{Cur: l.Value, Max: l.Value}); err != nil {
+			return fmt.Errorf("rlimit %d: %w", l.Resource, err)
+		}
+	}
+	// Not dumpable: a script running as the same uid (unprivileged mode)
+	// can neither ptrace init nor open its /proc files.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("set non-dumpable: %w", err)
+	}
+	c, err := net.FileConn(os.NewFile(initFD, "control"))
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	conn := c.(*net.UnixConn)
+	in := &initServer{conn: conn, cfg: cfg, procs: map[uint64]*os.Process{}, spawns: make(chan spawnJob)}
+	ready := make(chan error)
+	go in.spawner(ready)
+	if err := <-ready; err != nil {
+		in.send(reply{Op: "ready", Err: err.Error()})
+		return err
+	}
+	in.send(reply{Op: "ready"})
+	err = in.serve()
+	in.killAll()
+	return err
+}
+
+type initServer struct {
+	conn   *net.UnixConn
+	cfg    initConfig
+	spawns chan spawnJob
+
+	wmu sync.Mutex // one writer at a time on the socket
+
+	mu    sync.Mutex
+	procs map[uint64]*os.Process
+}
+
+type spawnJob struct {
+	req   request
+	files []*os.File
+	done  chan error
+}
+
+func (in *initServer) send(r reply) {
+	b, _ := json.Marshal(r)
+	in.wmu.Lock()
+	defer in.wmu.Unlock()
+	_, _ = in.conn.Write(b)
+}
+
+// serve handles requests until the server closes the socket.
+func (in *initServer) serve() error {
+	buf := make([]byte, maxPacket)
+	oob := make([]byte, syscall.CmsgSpace(4*8*4))
+	for {
+		n, oobn, _, _, err := in.conn.ReadMsgUnix(buf, oob)
+		if err != nil || n == 0 {
+			if err == nil || errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("read request: %w", err)
+		}
+		files, err := parseRights(oob[:oobn])
+		if err != nil {
+			return err
+		}
+		var req request
+		if err := json.Unmarshal(buf[:n], &req); err != nil {
+			closeAll(files)
+			return fmt.Errorf("decode request: %w", err)
+		}
+		switch req.Op {
+		case "spawn":
+			in.spawn(req, files)
+		case "kill":
+			closeAll(files)
+			in.mu.Lock()
+			if p := in.procs[req.ID]; p != nil {
+				_ = p.Kill()
+			}
+			in.mu.Unlock()
+		default:
+			closeAll(files)
+		}
+	}
+}
+
+func (in *initServer) spawn(req request, files []*os.File) {
+	fail := func(err error) {
+		closeAll(files)
+		in.send(reply{Op: "started", ID: req.ID, Err: err.Error()})
+	}
+	if req.Big {
+		if len(files) != 4 {
+			fail(errors.New("large request without its memfd"))
+			return
+		}
+		body, err := io.ReadAll(io.NewSectionReader(files[3], 0, 1<<30))
+		files[3].Close()
+		files = files[:3]
+		if err == nil {
+			err = json.Unmarshal(body, &req)
+		}
+		if err != nil {
+			fail(fmt.Errorf("read large request: %w", err))
+			return
+		}
+	}
+	if len(files) != 3 {
+		fail(fmt.Errorf("want stdin, stdout and stderr, got %d files", len(files)))
+		return
+	}
+	job := spawnJob{req: req, files: files, done: make(chan error)}
+	in.spawns <- job
+	if err := <-job.done; err != nil {
+		fail(err)
+	}
+}
+
+// spawner forks every process from one OS thread that has no ambient or
+// inheritable capabilities, so that nothing init holds passes through exec.
+// The thread lives as long as init: Pdeathsig fires when the forking thread
+// exits, and must only fire when init dies.
+func (in *initServer) spawner(ready chan<- error) {
+	runtime.LockOSThread()
+	if err := dropInheritedCaps(); err != nil {
+		ready <- err
+		return
+	}
+	close(ready)
+	for job := range in.spawns {
+		job.done <- in.start(job)
+	}
+}
+
+func (in *initServer) start(job spawnJob) error {
+	req := job.req
+	path, err := lookPath(req.Args[0], req.Env, req.Dir)
+	if err != nil {
+		return err
+	}
+	sys := &syscall.SysProcAttr{
+		// Its own pid namespace makes the script pid 1 of everything it
+		// starts: when it exits or is killed, the kernel kills every
+		// process left in the namespace, setsid or double fork or not.
+		Cloneflags: syscall.CLONE_NEWPID,
+		Setsid:     true,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	if in.cfg.UID >= 0 {
+		sys.Credential = &syscall.Credential{Uid: uint32(in.cfg.UID), Gid: uint32(in.cfg.GID), Groups: []uint32{}}
+	}
+	p, err := os.StartProcess(path, req.Args, &os.ProcAttr{Dir: req.Dir, Env: req.Env, Files: job.files, Sys: sys})
+	closeAll(job.files)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", req.Args[0], errors.Unwrap(err))
+	}
+	in.mu.Lock()
+	in.procs[req.ID] = p
+	in.mu.Unlock()
+	in.send(reply{Op: "started", ID: req.ID})
+	go func() {
+		st, err := p.Wait()
+		in.mu.Lock()
+		delete(in.procs, req.ID)
+		in.mu.Unlock()
+		r := reply{Op: "exit", ID: req.ID}
+		if err != nil {
+			r.Err = err.Error()
+		} else {
+			r.Status = int(st.Sys().(syscall.WaitStatus))
+		}
+		in.send(r)
+	}()
+	return nil
+}
+
+func (in *initServer) killAll() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, p := range in.procs {
+		_ = p.Kill()
+	}
+}
+
+// dropInheritedCaps clears the calling thread's ambient and inheritable
+// capability sets. Under an unprivileged bubblewrap, init keeps
+// CAP_SYS_ADMIN (to make a pid namespace per exec) as an ambient capability,
+// which a plain exec would otherwise pass on to the script.
+func dropInheritedCaps() error {
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("clear ambient capabilities: %w", err)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("read capabilities: %w", err)
+	}
+	data[0].Inheritable, data[1].Inheritable = 0, 0
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("clear inheritable capabilities: %w", err)
+	}
+	return nil
+}
+
+// lookPath finds name in the PATH of the script's environment, as the
+// script's shell would; a name with a slash is taken relative to dir.
+func lookPath(name string, env []string, dir string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	path := "/usr/bin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, d := range filepath.SplitList(path) {
+		if d == "" {
+			d = "."
+		}
+		p := filepath.Join(d, name)
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: executable file not found in $PATH", name)
+}
+
+func parseRights(oob []byte) ([]*os.File, error) {
+	if len(oob) == 0 {
+		return nil, nil
+	}
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, fmt.Errorf("parse control message: %w", err)
+	}
+	var files []*os.File
+	for _, m := range msgs {
+		fds, err := syscall.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			files = append(files, os.NewFile(uintptr(fd), "passed"))
+		}
+	}
+	return files, nil
+}
