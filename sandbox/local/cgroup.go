@@ -101,7 +101,7 @@ func v1Mounts() (pids, memory string, err error) {
 
 // cgroup is one sandbox's cgroup (a pair of them on v1).
 type cgroup struct {
-	v2          bool
+	v2           bool
 	pids, memory string
 }
 
