@@ -1,17 +1,18 @@
 package local
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -101,59 +102,56 @@ func runInit(cfgText string) error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("set non-dumpable: %w", err)
 	}
-	c, err := net.FileConn(os.NewFile(initFD, "control"))
-	if err != nil {
-		return fmt.Errorf("control socket: %w", err)
-	}
-	conn := c.(*net.UnixConn)
-	in := &initServer{conn: conn, cfg: cfg, procs: map[uint64]*os.Process{}, spawns: make(chan spawnJob)}
-	ready := make(chan error)
-	go in.spawner(ready)
-	if err := <-ready; err != nil {
+	// Everything init does for a request happens on this one OS thread,
+	// which has no capabilities to pass through exec: no handoff to other
+	// threads, each of which costs a wakeup on a loaded machine. Pdeathsig
+	// fires when the forking thread exits, which must only be when init does.
+	runtime.LockOSThread()
+	in := &initServer{fd: initFD, cfg: cfg, procs: map[int]uint64{}, children: make(chan struct{}, 1)}
+	if err := dropInheritedCaps(); err != nil {
 		in.send(reply{Op: "ready", Err: err.Error()})
 		return err
 	}
+	go in.reap()
 	in.send(reply{Op: "ready"})
-	err = in.serve()
+	err := in.serve()
 	in.killAll()
 	return err
 }
 
 type initServer struct {
-	conn   *net.UnixConn
-	cfg    initConfig
-	spawns chan spawnJob
+	fd  int
+	cfg initConfig
 
 	wmu sync.Mutex // one writer at a time on the socket
 
-	mu    sync.Mutex
-	procs map[uint64]*os.Process
-}
-
-type spawnJob struct {
-	req   request
-	files []*os.File
-	done  chan error
+	mu       sync.Mutex
+	procs    map[int]uint64 // running children: pid to exec id
+	children chan struct{}  // a child was started
 }
 
 func (in *initServer) send(r reply) {
 	b, _ := json.Marshal(r)
 	in.wmu.Lock()
 	defer in.wmu.Unlock()
-	_, _ = in.conn.Write(b)
+	_ = unix.Sendmsg(in.fd, b, nil, nil, 0)
 }
 
-// serve handles requests until the server closes the socket.
+// serve handles requests until the server closes the socket. It reads with
+// a blocking system call on the locked thread, not through Go's poller.
 func (in *initServer) serve() error {
 	buf := make([]byte, maxPacket)
-	oob := make([]byte, syscall.CmsgSpace(4*8*4))
+	oob := make([]byte, unix.CmsgSpace(4*4))
 	for {
-		n, oobn, _, _, err := in.conn.ReadMsgUnix(buf, oob)
-		if err != nil || n == 0 {
-			if err == nil || errors.Is(err, io.EOF) {
-				return nil
-			}
+		n, oobn, _, _, err := unix.Recvmsg(in.fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
 			return fmt.Errorf("read request: %w", err)
+		}
+		if n == 0 {
+			return nil
 		}
 		files, err := parseRights(oob[:oobn])
 		if err != nil {
@@ -166,70 +164,40 @@ func (in *initServer) serve() error {
 		}
 		switch req.Op {
 		case "spawn":
-			in.spawn(req, files)
+			if err := in.start(&req, files); err != nil {
+				in.send(reply{Op: "started", ID: req.ID, Err: err.Error()})
+			}
 		case "kill":
-			closeAll(files)
 			in.mu.Lock()
-			if p := in.procs[req.ID]; p != nil {
-				_ = p.Kill()
+			for pid, id := range in.procs {
+				if id == req.ID {
+					// Still in procs, so not reaped: pid is this child.
+					_ = unix.Kill(pid, unix.SIGKILL)
+				}
 			}
 			in.mu.Unlock()
-		default:
-			closeAll(files)
 		}
+		closeAll(files)
 	}
 }
 
-func (in *initServer) spawn(req request, files []*os.File) {
-	fail := func(err error) {
-		closeAll(files)
-		in.send(reply{Op: "started", ID: req.ID, Err: err.Error()})
-	}
+func (in *initServer) start(req *request, files []*os.File) error {
 	if req.Big {
 		if len(files) != 4 {
-			fail(errors.New("large request without its memfd"))
-			return
+			return errors.New("large request without its memfd")
 		}
 		body, err := io.ReadAll(io.NewSectionReader(files[3], 0, 1<<30))
-		files[3].Close()
-		files = files[:3]
 		if err == nil {
-			err = json.Unmarshal(body, &req)
+			err = json.Unmarshal(body, req)
 		}
 		if err != nil {
-			fail(fmt.Errorf("read large request: %w", err))
-			return
+			return fmt.Errorf("read large request: %w", err)
 		}
+		files = files[:3]
 	}
-	if len(files) != 3 {
-		fail(fmt.Errorf("want stdin, stdout and stderr, got %d files", len(files)))
-		return
+	if len(files) != 3 || len(req.Args) == 0 {
+		return fmt.Errorf("want a command, stdin, stdout and stderr, got %d files", len(files))
 	}
-	job := spawnJob{req: req, files: files, done: make(chan error)}
-	in.spawns <- job
-	if err := <-job.done; err != nil {
-		fail(err)
-	}
-}
-
-// spawner forks every process from one OS thread that has no ambient or
-// inheritable capabilities, so that nothing init holds passes through exec.
-// The thread lives as long as init: Pdeathsig fires when the forking thread
-// exits, and must only fire when init dies.
-func (in *initServer) spawner(ready chan<- error) {
-	runtime.LockOSThread()
-	if err := dropInheritedCaps(); err != nil {
-		ready <- err
-		return
-	}
-	close(ready)
-	for job := range in.spawns {
-		job.done <- in.start(job)
-	}
-}
-
-func (in *initServer) start(job spawnJob) error {
-	req := job.req
 	path, err := lookPath(req.Args[0], req.Env, req.Dir)
 	if err != nil {
 		return err
@@ -245,36 +213,72 @@ func (in *initServer) start(job spawnJob) error {
 	if in.cfg.UID >= 0 {
 		sys.Credential = &syscall.Credential{Uid: uint32(in.cfg.UID), Gid: uint32(in.cfg.GID), Groups: []uint32{}}
 	}
-	p, err := os.StartProcess(path, req.Args, &os.ProcAttr{Dir: req.Dir, Env: req.Env, Files: job.files, Sys: sys})
-	closeAll(job.files)
-	if err != nil {
-		return fmt.Errorf("start %s: %w", req.Args[0], errors.Unwrap(err))
-	}
+	fds := []uintptr{files[0].Fd(), files[1].Fd(), files[2].Fd()}
+	// Under the lock, so that the reaper cannot see the child end before
+	// it is in procs.
 	in.mu.Lock()
-	in.procs[req.ID] = p
+	pid, err := syscall.ForkExec(path, req.Args, &syscall.ProcAttr{Dir: req.Dir, Env: req.Env, Files: fds, Sys: sys})
+	if err == nil {
+		in.procs[pid] = req.ID
+	}
 	in.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("start %s: %w", req.Args[0], err)
+	}
 	in.send(reply{Op: "started", ID: req.ID})
-	go func() {
-		st, err := p.Wait()
+	select {
+	case in.children <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// reap reports each child's end. It waits without reaping first, so that a
+// kill, which holds the lock, never signals a pid the kernel has reused.
+func (in *initServer) reap() {
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if errors.Is(err, unix.ECHILD) {
+			<-in.children
+			continue
+		}
+		if err != nil {
+			return
+		}
+		pid := siginfoPid(&info)
 		in.mu.Lock()
-		delete(in.procs, req.ID)
+		id, ok := in.procs[pid]
+		delete(in.procs, pid)
+		var ws unix.WaitStatus
+		_, err = unix.Wait4(pid, &ws, 0, nil)
 		in.mu.Unlock()
-		r := reply{Op: "exit", ID: req.ID}
+		if !ok {
+			continue
+		}
+		r := reply{Op: "exit", ID: id, Status: int(ws)}
 		if err != nil {
 			r.Err = err.Error()
-		} else {
-			r.Status = int(st.Sys().(syscall.WaitStatus))
 		}
 		in.send(r)
-	}()
-	return nil
+	}
+}
+
+// siginfoPid is si_pid of a SIGCHLD siginfo, which x/sys/unix leaves in the
+// opaque part: after signo, errno, code and padding.
+func siginfoPid(info *unix.Siginfo) int {
+	b := (*[128]byte)(unsafe.Pointer(info))
+	return int(int32(binary.LittleEndian.Uint32(b[16:20])))
 }
 
 func (in *initServer) killAll() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	for _, p := range in.procs {
-		_ = p.Kill()
+	for pid := range in.procs {
+		_ = unix.Kill(pid, unix.SIGKILL)
 	}
 }
 
