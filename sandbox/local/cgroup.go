@@ -179,32 +179,75 @@ func (c *cgroup) oomKills() int64 {
 	return 0
 }
 
-// kill SIGKILLs every process in the cgroup until it is empty. Processes
-// being killed cannot fork, and the pids limit bounds how many there are,
-// so the loop ends.
-func (c *cgroup) kill(timeout time.Duration) error {
-	if c.v2 {
-		// cgroup.kill (Linux 5.14) kills atomically; older kernels lack it.
-		_ = os.WriteFile(filepath.Join(c.pids, "cgroup.kill"), []byte("1"), 0)
+// kill SIGKILLs every process in the cgroup until it is empty.
+func (c *cgroup) kill(timeout time.Duration) error { return killCgroup(c.pids, timeout) }
+
+func (c *cgroup) procs() ([]int, error) { return cgroupProcs(c.pids) }
+
+// remove deletes the cgroup, and the cgroups of execs left in it.
+func (c *cgroup) remove() error {
+	var errs []error
+	left, _ := filepath.Glob(filepath.Join(c.pids, "exec-*"))
+	for _, d := range left {
+		errs = append(errs, (&execGroup{dir: d}).end())
 	}
+	for _, d := range c.dirs() {
+		errs = append(errs, rmdirCgroup(d))
+	}
+	return errors.Join(errs...)
+}
+
+// execGroup is the cgroup of one exec, inside the sandbox's pids cgroup: it
+// tells which processes an exec started, however they detached from it.
+type execGroup struct{ dir string }
+
+// newExec makes the cgroup for exec id and opens the file through which its
+// first process is put in it.
+func (c *cgroup) newExec(id uint64) (*execGroup, *os.File, error) {
+	g := &execGroup{dir: filepath.Join(c.pids, "exec-"+strconv.FormatUint(id, 10))}
+	if err := os.Mkdir(g.dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("create exec cgroup: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(g.dir, "cgroup.procs"), os.O_WRONLY, 0)
+	if err != nil {
+		_ = rmdirCgroup(g.dir)
+		return nil, nil, fmt.Errorf("open exec cgroup: %w", err)
+	}
+	return g, f, nil
+}
+
+// end kills whatever the exec left running and removes its cgroup.
+func (g *execGroup) end() error {
+	if err := killCgroup(g.dir, killTimeout); err != nil {
+		return err
+	}
+	return rmdirCgroup(g.dir)
+}
+
+// killCgroup SIGKILLs every process in the cgroup dir until it is empty.
+// Processes being killed cannot fork, and the pids limit bounds how many
+// there are, so the loop ends.
+func killCgroup(dir string, timeout time.Duration) error {
+	// cgroup.kill (v2, Linux 5.14) kills atomically; elsewhere it is absent.
+	_ = os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
 	deadline := time.Now().Add(timeout)
 	for {
-		pids, err := c.procs()
+		pids, err := cgroupProcs(dir)
 		if err != nil || len(pids) == 0 {
 			return err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d processes still in the sandbox's cgroup after %v", len(pids), timeout)
+			return fmt.Errorf("%d processes still in a sandbox cgroup after %v", len(pids), timeout)
 		}
 		for _, pid := range pids {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
 }
 
-func (c *cgroup) procs() ([]int, error) {
-	b, err := os.ReadFile(filepath.Join(c.pids, "cgroup.procs"))
+func cgroupProcs(dir string) ([]int, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -220,23 +263,20 @@ func (c *cgroup) procs() ([]int, error) {
 	return pids, nil
 }
 
-// remove deletes the cgroup. The kernel refuses while a dying process is still
-// in it, so it retries for a while.
-func (c *cgroup) remove() error {
+// rmdirCgroup deletes a cgroup. The kernel refuses while a dying process is
+// still in it, so it retries for a while.
+func rmdirCgroup(d string) error {
 	deadline := time.Now().Add(5 * time.Second)
-	for _, d := range c.dirs() {
-		for {
-			err := unix.Rmdir(d)
-			if err == nil || errors.Is(err, unix.ENOENT) {
-				break
-			}
-			if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
-				return fmt.Errorf("remove cgroup %s: %w", d, err)
-			}
-			time.Sleep(10 * time.Millisecond)
+	for {
+		err := unix.Rmdir(d)
+		if err == nil || errors.Is(err, unix.ENOENT) {
+			return nil
 		}
+		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			return fmt.Errorf("remove cgroup %s: %w", d, err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	return nil
 }
 
 func closeAll(fs []*os.File) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -64,6 +65,10 @@ type request struct {
 	// Big means the request was too large for one packet: its full text is
 	// in a memfd passed after stdin, stdout and stderr.
 	Big bool `json:",omitempty"`
+	// Cgroup means the last file passed is the cgroup.procs of the exec's
+	// own cgroup, which the process joins before it runs; without one, the
+	// process gets a pid namespace of its own instead.
+	Cgroup bool `json:",omitempty"`
 }
 
 // reply is a message from init to the server.
@@ -141,7 +146,7 @@ func (in *initServer) send(r reply) {
 // a blocking system call on the locked thread, not through Go's poller.
 func (in *initServer) serve() error {
 	buf := make([]byte, maxPacket)
-	oob := make([]byte, unix.CmsgSpace(4*4))
+	oob := make([]byte, unix.CmsgSpace(8*4))
 	for {
 		n, oobn, _, _, err := unix.Recvmsg(in.fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
 		if errors.Is(err, unix.EINTR) {
@@ -182,6 +187,13 @@ func (in *initServer) serve() error {
 }
 
 func (in *initServer) start(req *request, files []*os.File) error {
+	var cgroupProcs *os.File
+	if req.Cgroup {
+		if len(files) < 4 {
+			return errors.New("exec cgroup missing")
+		}
+		cgroupProcs, files = files[len(files)-1], files[:len(files)-1]
+	}
 	if req.Big {
 		if len(files) != 4 {
 			return errors.New("large request without its memfd")
@@ -202,13 +214,18 @@ func (in *initServer) start(req *request, files []*os.File) error {
 	if err != nil {
 		return err
 	}
-	sys := &syscall.SysProcAttr{
+	sys := &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	if cgroupProcs != nil {
+		// The child stops at its exec, before it runs a single
+		// instruction of the script, until it is in the exec's cgroup:
+		// nothing it starts can be outside.
+		sys.Ptrace = true
+	} else {
 		// Its own pid namespace makes the script pid 1 of everything it
 		// starts: when it exits or is killed, the kernel kills every
 		// process left in the namespace, setsid or double fork or not.
-		Cloneflags: syscall.CLONE_NEWPID,
-		Setsid:     true,
-		Pdeathsig:  syscall.SIGKILL,
+		// The price: os.getpid() is 1 while /proc shows the jail's pids.
+		sys.Cloneflags = syscall.CLONE_NEWPID
 	}
 	if in.cfg.UID >= 0 {
 		sys.Credential = &syscall.Credential{Uid: uint32(in.cfg.UID), Gid: uint32(in.cfg.GID), Groups: []uint32{}}
@@ -217,18 +234,51 @@ func (in *initServer) start(req *request, files []*os.File) error {
 	// Under the lock, so that the reaper cannot see the child end before
 	// it is in procs.
 	in.mu.Lock()
+	defer in.mu.Unlock()
 	pid, err := syscall.ForkExec(path, req.Args, &syscall.ProcAttr{Dir: req.Dir, Env: req.Env, Files: fds, Sys: sys})
-	if err == nil {
-		in.procs[pid] = req.ID
-	}
-	in.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("start %s: %w", req.Args[0], err)
 	}
+	if cgroupProcs != nil {
+		if err := joinAndRelease(pid, cgroupProcs); err != nil {
+			_ = unix.Kill(pid, unix.SIGKILL)
+			var ws unix.WaitStatus
+			_, _ = unix.Wait4(pid, &ws, unix.WALL, nil)
+			return fmt.Errorf("start %s: %w", req.Args[0], err)
+		}
+	}
+	in.procs[pid] = req.ID
 	in.send(reply{Op: "started", ID: req.ID})
 	select {
 	case in.children <- struct{}{}:
 	default:
+	}
+	return nil
+}
+
+// joinAndRelease waits for the traced child's stop at exec, puts it in the
+// exec's cgroup and lets it run.
+func joinAndRelease(pid int, cgroupProcs *os.File) error {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, unix.WALL, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("wait for exec stop: %w", err)
+		}
+		break
+	}
+	if !ws.Stopped() {
+		return fmt.Errorf("process ended before it ran (status %#x)", int(ws))
+	}
+	if _, err := cgroupProcs.WriteString(strconv.Itoa(pid)); err != nil {
+		return fmt.Errorf("join exec cgroup: %w", err)
+	}
+	// Detaching with no signal drops the SIGTRAP of the exec.
+	if err := unix.PtraceDetach(pid); err != nil {
+		return fmt.Errorf("release process: %w", err)
 	}
 	return nil
 }
@@ -254,7 +304,13 @@ func (in *initServer) reap() {
 		id, ok := in.procs[pid]
 		delete(in.procs, pid)
 		var ws unix.WaitStatus
-		_, err = unix.Wait4(pid, &ws, 0, nil)
+		if ok {
+			_, err = unix.Wait4(pid, &ws, 0, nil)
+		} else {
+			// start reaped it (a failed start) or it is no child of an
+			// exec; do not peek at it forever.
+			_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		}
 		in.mu.Unlock()
 		if !ok {
 			continue

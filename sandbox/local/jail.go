@@ -128,7 +128,8 @@ type spawnArgs struct {
 
 // spawn asks init to start a process with stdin, stdout and stderr and
 // waits until it has. The returned channel receives its exit.
-func (j *jail) spawn(a spawnArgs, stdio [3]*os.File) (uint64, <-chan reply, error) {
+// With cgroupProcs, the process joins that cgroup before it runs.
+func (j *jail) spawn(a spawnArgs, stdio [3]*os.File, cgroupProcs *os.File) (uint64, <-chan reply, error) {
 	id := j.nextID.Add(1)
 	ch := make(chan reply, 2)
 	j.mu.Lock()
@@ -144,7 +145,7 @@ func (j *jail) spawn(a spawnArgs, stdio [3]*os.File) (uint64, <-chan reply, erro
 		j.forget(id)
 		return 0, nil, err
 	}
-	req := request{Op: "spawn", ID: id, Args: a.args, Env: a.env, Dir: a.dir}
+	req := request{Op: "spawn", ID: id, Args: a.args, Env: a.env, Dir: a.dir, Cgroup: cgroupProcs != nil}
 	msg, err := json.Marshal(req)
 	if err != nil {
 		return fail(err)
@@ -163,7 +164,10 @@ func (j *jail) spawn(a spawnArgs, stdio [3]*os.File) (uint64, <-chan reply, erro
 			return fail(fmt.Errorf("memfd: %w", err))
 		}
 		fds = append(fds, mfd)
-		msg, _ = json.Marshal(request{Op: "spawn", ID: id, Big: true})
+		msg, _ = json.Marshal(request{Op: "spawn", ID: id, Big: true, Cgroup: req.Cgroup})
+	}
+	if cgroupProcs != nil {
+		fds = append(fds, int(cgroupProcs.Fd()))
 	}
 	if err := j.send(msg, fds); err != nil {
 		return fail(err)

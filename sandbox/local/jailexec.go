@@ -27,9 +27,9 @@ const (
 	outputDelay = 2 * time.Second
 )
 
-// execJail runs the request in the sandbox's jail. The script is pid 1 of a
-// pid namespace of its own, so when it ends, by itself or killed, nothing it
-// started survives it.
+// execJail runs the request in the sandbox's jail. Each exec has a cgroup of
+// its own (or, without cgroups, a pid namespace of its own), so that when it
+// ends, by itself or killed, nothing it started survives it.
 func (s *Sandbox) execJail(ctx context.Context, req sandbox.ExecRequest) (sandbox.ExecResult, error) {
 	extra, _ := interpreterBind(req.Args[0])
 	j, err := s.jailFor(extra)
@@ -64,13 +64,28 @@ func (s *Sandbox) execJail(ctx context.Context, req sandbox.ExecRequest) (sandbo
 		// No memory cgroup: the address-space rlimit is all there is.
 		args = append([]string{"prlimit", "--as=" + fmt.Sprint(s.limits.MemoryBytes), "--"}, args...)
 	}
-	var oomBefore int64
+	var (
+		oomBefore int64
+		group     *execGroup // nil: the exec has its own pid namespace instead
+		groupFile *os.File
+	)
 	if s.cg != nil {
 		oomBefore = s.cg.oomKills()
+		if group, groupFile, err = s.cg.newExec(s.execs.Add(1)); err != nil {
+			closeAll(readers)
+			return sandbox.ExecResult{}, err
+		}
+		files = append(files, groupFile)
+		// Whatever happens, nothing the exec started outlives Exec.
+		defer func() {
+			if err := group.end(); err != nil {
+				s.p.log.Error().Err(err).Msg("kill the processes of an exec")
+			}
+		}()
 	}
 	start := time.Now()
 	id, exited, err := j.spawn(spawnArgs{args: args, env: s.env(req.Env), dir: path.Join(mountPoint, req.Dir)},
-		[3]*os.File{files[0], files[1], files[2]})
+		[3]*os.File{files[0], files[1], files[2]}, groupFile)
 	closeAll(files)
 	files = nil
 	if err != nil {
@@ -108,7 +123,12 @@ func (s *Sandbox) execJail(ctx context.Context, req sandbox.ExecRequest) (sandbo
 	)
 	kill := func() {
 		killed = true
-		j.kill(id)
+		if group != nil {
+			// From here, not through init: it works even if init is stuck.
+			_ = killCgroup(group.dir, killTimeout)
+		} else {
+			j.kill(id)
+		}
 	}
 wait:
 	for {
@@ -139,6 +159,11 @@ wait:
 		}
 	}
 	j.forget(id)
+	if group != nil {
+		// The script is gone; what it left behind (setsid, double fork)
+		// goes now, before the output is collected.
+		_ = killCgroup(group.dir, killTimeout)
+	}
 	if stdinW != nil {
 		stdinW.Close()
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,6 +75,8 @@ func TestExec(t *testing.T) {
 				{"exit code", "import sys; sys.exit(3)", 3, "", ""},
 				{"traceback", "raise ValueError('boom')", 1, "", "ValueError: boom"},
 				{"writes files", "open('out.txt','w').write('x'); print(open('out.txt').read())", 0, "x\n", ""},
+				// psutil and friends read /proc/<getpid()>: it must be the script.
+				{"own pid in /proc", "import os; print(os.readlink('/proc/self') == str(os.getpid()))", 0, "True\n", ""},
 			}
 			sb := newSandbox(t, iso, sandbox.Limits{})
 			for _, tc := range tests {
@@ -238,11 +241,12 @@ func TestCloseKillsRunningJail(t *testing.T) {
 		t.Run(string(iso), func(t *testing.T) {
 			sb := newSandbox(t, iso, sandbox.Limits{})
 			started := make(chan struct{})
+			var once sync.Once
 			done := make(chan sandbox.ExecResult, 1)
 			go func() {
 				res, _ := sb.Exec(t.Context(), sandbox.ExecRequest{
 					Args:   []string{python, "-u", "-c", "import time; print('up', flush=True); time.sleep(60)"},
-					Stdout: writerFunc(func(p []byte) { close(started) }),
+					Stdout: writerFunc(func([]byte) { once.Do(func() { close(started) }) }),
 				})
 				done <- res
 			}()
@@ -269,7 +273,7 @@ func TestCloseKillsRunningJail(t *testing.T) {
 	}
 }
 
-// writerFunc calls f on the first write only.
+// writerFunc calls f on every write.
 type writerFunc func([]byte)
 
 func (f writerFunc) Write(p []byte) (int, error) {
