@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,10 +23,19 @@ const cgroupParent = "mlab"
 
 // cgroupRoot is where this host lets us make per-sandbox cgroups: the unified
 // hierarchy (v2), or the pids and memory hierarchies of v1.
+//
+// Each exec also gets a cgroup of its own, in the unified hierarchy (which a
+// v1 host running systemd mounts beside the others, with no controllers):
+// the kernel puts the script in it as it forks it (clone3's
+// CLONE_INTO_CGROUP), so whatever it starts, setsid or double fork, is
+// found and killed there. Moving a process into a cgroup instead takes a
+// kernel lock whose release waits for an RCU grace period, milliseconds on
+// a loaded machine, and blocks every fork meanwhile.
 type cgroupRoot struct {
 	v2     bool
 	pids   string // v1: the pids hierarchy's mlab folder; v2: the mlab folder
 	memory string // v1: the memory hierarchy's mlab folder; v2: same as pids
+	execs  string // the unified hierarchy's mlab folder; "" when there is none
 }
 
 // detectCgroups finds the pids and memory controllers and makes sure the
@@ -38,12 +48,17 @@ func detectCgroups() (*cgroupRoot, error) {
 	if st.Type == unix.CGROUP2_SUPER_MAGIC {
 		return detectV2("/sys/fs/cgroup")
 	}
-	pids, memory, err := v1Mounts()
+	pids, memory, unified, err := v1Mounts()
 	if err != nil {
 		return nil, err
 	}
 	r := &cgroupRoot{pids: filepath.Join(pids, cgroupParent), memory: filepath.Join(memory, cgroupParent)}
-	for _, d := range []string{r.pids, r.memory} {
+	dirs := []string{r.pids, r.memory}
+	if unified != "" {
+		r.execs = filepath.Join(unified, cgroupParent)
+		dirs = append(dirs, r.execs)
+	}
+	for _, d := range dirs {
 		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("create cgroup %s: %w", d, err)
 		}
@@ -63,14 +78,15 @@ func detectV2(mnt string) (*cgroupRoot, error) {
 			return nil, fmt.Errorf("enable pids and memory controllers in %s: %w", d, err)
 		}
 	}
-	return &cgroupRoot{v2: true, pids: dir, memory: dir}, nil
+	return &cgroupRoot{v2: true, pids: dir, memory: dir, execs: dir}, nil
 }
 
-// v1Mounts finds the mount points of the v1 pids and memory hierarchies.
-func v1Mounts() (pids, memory string, err error) {
+// v1Mounts finds the mount points of the v1 pids and memory hierarchies,
+// and of the unified one if it is mounted too.
+func v1Mounts() (pids, memory, unified string, err error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return "", "", fmt.Errorf("read mounts: %w", err)
+		return "", "", "", fmt.Errorf("read mounts: %w", err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -81,6 +97,9 @@ func v1Mounts() (pids, memory string, err error) {
 			continue
 		}
 		pf, sf := strings.Fields(pre), strings.Fields(post)
+		if len(pf) >= 5 && len(sf) >= 1 && sf[0] == "cgroup2" && unified == "" {
+			unified = pf[4]
+		}
 		if len(pf) < 5 || len(sf) < 3 || sf[0] != "cgroup" {
 			continue
 		}
@@ -94,20 +113,25 @@ func v1Mounts() (pids, memory string, err error) {
 		}
 	}
 	if pids == "" || memory == "" {
-		return "", "", errors.New("no cgroup v1 pids and memory hierarchies mounted")
+		return "", "", "", errors.New("no cgroup v1 pids and memory hierarchies mounted")
 	}
-	return pids, memory, nil
+	return pids, memory, unified, nil
 }
 
 // cgroup is one sandbox's cgroup (a pair of them on v1).
 type cgroup struct {
 	v2           bool
 	pids, memory string
+	execDir      string // in the unified hierarchy; "" when there is none
+	execs        atomic.Uint64
 }
 
 // create makes the cgroup named name with the process and memory limits of l.
 func (r *cgroupRoot) create(name string, l sandbox.Limits) (*cgroup, error) {
 	c := &cgroup{v2: r.v2, pids: filepath.Join(r.pids, name), memory: filepath.Join(r.memory, name)}
+	if r.execs != "" {
+		c.execDir = filepath.Join(r.execs, name)
+	}
 	for _, d := range c.dirs() {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			c.remove()
@@ -136,9 +160,13 @@ func (r *cgroupRoot) create(name string, l sandbox.Limits) (*cgroup, error) {
 	return c, nil
 }
 
+// dirs lists the cgroup's folders, the one in the unified hierarchy last.
 func (c *cgroup) dirs() []string {
 	if c.v2 {
 		return []string{c.pids}
+	}
+	if c.execDir != "" {
+		return []string{c.pids, c.memory, c.execDir}
 	}
 	return []string{c.pids, c.memory}
 }
@@ -187,7 +215,10 @@ func (c *cgroup) procs() ([]int, error) { return cgroupProcs(c.pids) }
 // remove deletes the cgroup, and the cgroups of execs left in it.
 func (c *cgroup) remove() error {
 	var errs []error
-	left, _ := filepath.Glob(filepath.Join(c.pids, "exec-*"))
+	var left []string
+	if c.execDir != "" {
+		left, _ = filepath.Glob(filepath.Join(c.execDir, "exec-*"))
+	}
 	for _, d := range left {
 		errs = append(errs, (&execGroup{dir: d}).end())
 	}
@@ -201,14 +232,14 @@ func (c *cgroup) remove() error {
 // tells which processes an exec started, however they detached from it.
 type execGroup struct{ dir string }
 
-// newExec makes the cgroup for exec id and opens the file through which its
-// first process is put in it.
-func (c *cgroup) newExec(id uint64) (*execGroup, *os.File, error) {
-	g := &execGroup{dir: filepath.Join(c.pids, "exec-"+strconv.FormatUint(id, 10))}
+// newExec makes a cgroup for an exec and opens its folder, for
+// CLONE_INTO_CGROUP.
+func (c *cgroup) newExec() (*execGroup, *os.File, error) {
+	g := &execGroup{dir: filepath.Join(c.execDir, "exec-"+strconv.FormatUint(c.execs.Add(1), 10))}
 	if err := os.Mkdir(g.dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("create exec cgroup: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(g.dir, "cgroup.procs"), os.O_WRONLY, 0)
+	f, err := os.OpenFile(g.dir, os.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		_ = rmdirCgroup(g.dir)
 		return nil, nil, fmt.Errorf("open exec cgroup: %w", err)
@@ -218,11 +249,14 @@ func (c *cgroup) newExec(id uint64) (*execGroup, *os.File, error) {
 
 // end kills whatever the exec left running and removes its cgroup.
 func (g *execGroup) end() error {
-	if err := killCgroup(g.dir, killTimeout); err != nil {
+	if err := g.kill(); err != nil {
 		return err
 	}
 	return rmdirCgroup(g.dir)
 }
+
+// kill kills whatever the exec left running.
+func (g *execGroup) kill() error { return killCgroup(g.dir, killTimeout) }
 
 // killCgroup SIGKILLs every process in the cgroup dir until it is empty.
 // Processes being killed cannot fork, and the pids limit bounds how many

@@ -199,7 +199,9 @@ type jailConfig struct {
 // namespace of each exec.
 func bwrapArgs(c jailConfig) []string {
 	args := []string{
-		"--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+		// No cgroup namespace: init puts each exec in a cgroup outside the
+		// one it starts in, which the kernel refuses across a namespace.
+		"--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
 		"--die-with-parent", "--new-session", "--as-pid-1",
 	}
 	if c.privileged {

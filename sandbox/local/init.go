@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -65,9 +64,9 @@ type request struct {
 	// Big means the request was too large for one packet: its full text is
 	// in a memfd passed after stdin, stdout and stderr.
 	Big bool `json:",omitempty"`
-	// Cgroup means the last file passed is the cgroup.procs of the exec's
-	// own cgroup, which the process joins before it runs; without one, the
-	// process gets a pid namespace of its own instead.
+	// Cgroup means the last file passed is the folder of the exec's own
+	// cgroup, which the process is born in. Without one, it gets a pid
+	// namespace of its own instead.
 	Cgroup bool `json:",omitempty"`
 }
 
@@ -91,10 +90,10 @@ func runInit(cfgText string) error {
 	// runs outside the limits.
 	for i := range cfg.Cgroups {
 		f := os.NewFile(uintptr(initFD+1+i), "cgroup.procs")
-		_, err := f.Write([]byte("0"))
+		err := joinCgroup(f)
 		f.Close()
 		if err != nil {
-			return fmt.Errorf("join cgroup: %w", err)
+			return err
 		}
 	}
 	for _, l := range cfg.Rlimits {
@@ -187,12 +186,12 @@ func (in *initServer) serve() error {
 }
 
 func (in *initServer) start(req *request, files []*os.File) error {
-	var cgroupProcs *os.File
+	var cgroupDir *os.File
 	if req.Cgroup {
 		if len(files) < 4 {
 			return errors.New("exec cgroup missing")
 		}
-		cgroupProcs, files = files[len(files)-1], files[:len(files)-1]
+		cgroupDir, files = files[len(files)-1], files[:len(files)-1]
 	}
 	if req.Big {
 		if len(files) != 4 {
@@ -215,11 +214,8 @@ func (in *initServer) start(req *request, files []*os.File) error {
 		return err
 	}
 	sys := &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
-	if cgroupProcs != nil {
-		// The child stops at its exec, before it runs a single
-		// instruction of the script, until it is in the exec's cgroup:
-		// nothing it starts can be outside.
-		sys.Ptrace = true
+	if cgroupDir != nil {
+		sys.UseCgroupFD, sys.CgroupFD = true, int(cgroupDir.Fd())
 	} else {
 		// Its own pid namespace makes the script pid 1 of everything it
 		// starts: when it exits or is killed, the kernel kills every
@@ -239,14 +235,6 @@ func (in *initServer) start(req *request, files []*os.File) error {
 	if err != nil {
 		return fmt.Errorf("start %s: %w", req.Args[0], err)
 	}
-	if cgroupProcs != nil {
-		if err := joinAndRelease(pid, cgroupProcs); err != nil {
-			_ = unix.Kill(pid, unix.SIGKILL)
-			var ws unix.WaitStatus
-			_, _ = unix.Wait4(pid, &ws, unix.WALL, nil)
-			return fmt.Errorf("start %s: %w", req.Args[0], err)
-		}
-	}
 	in.procs[pid] = req.ID
 	in.send(reply{Op: "started", ID: req.ID})
 	select {
@@ -256,29 +244,10 @@ func (in *initServer) start(req *request, files []*os.File) error {
 	return nil
 }
 
-// joinAndRelease waits for the traced child's stop at exec, puts it in the
-// exec's cgroup and lets it run.
-func joinAndRelease(pid int, cgroupProcs *os.File) error {
-	var ws unix.WaitStatus
-	for {
-		_, err := unix.Wait4(pid, &ws, unix.WALL, nil)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("wait for exec stop: %w", err)
-		}
-		break
-	}
-	if !ws.Stopped() {
-		return fmt.Errorf("process ended before it ran (status %#x)", int(ws))
-	}
-	if _, err := cgroupProcs.WriteString(strconv.Itoa(pid)); err != nil {
-		return fmt.Errorf("join exec cgroup: %w", err)
-	}
-	// Detaching with no signal drops the SIGTRAP of the exec.
-	if err := unix.PtraceDetach(pid); err != nil {
-		return fmt.Errorf("release process: %w", err)
+// joinCgroup moves init, all its threads, into the cgroup of f.
+func joinCgroup(f *os.File) error {
+	if _, err := f.WriteString("0"); err != nil {
+		return fmt.Errorf("join cgroup: %w", err)
 	}
 	return nil
 }

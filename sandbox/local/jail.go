@@ -31,6 +31,14 @@ type jail struct {
 	wmu    sync.Mutex
 	nextID atomic.Uint64
 
+	// With cgroups, each exec is born in a cgroup of its own; the next
+	// one is made ahead of time.
+	cg      *cgroup
+	spawnMu sync.Mutex
+	next    *execGroup
+	nextDir *os.File // open on next's folder
+	closed  bool
+
 	mu      sync.Mutex
 	waiters map[uint64]chan reply
 	dead    chan struct{} // closed when the socket to init is gone
@@ -127,9 +135,52 @@ type spawnArgs struct {
 }
 
 // spawn asks init to start a process with stdin, stdout and stderr and
-// waits until it has. The returned channel receives its exit.
-// With cgroupProcs, the process joins that cgroup before it runs.
-func (j *jail) spawn(a spawnArgs, stdio [3]*os.File, cgroupProcs *os.File) (uint64, <-chan reply, error) {
+// waits until it has. The returned channel receives its exit; the group,
+// with cgroups, holds every process the exec starts.
+func (j *jail) spawn(a spawnArgs, stdio [3]*os.File) (uint64, <-chan reply, *execGroup, error) {
+	if j.cg == nil || j.cg.execDir == "" {
+		id, ch, err := j.spawnNext(a, stdio, nil)
+		return id, ch, nil, err
+	}
+	j.spawnMu.Lock()
+	group, dir := j.next, j.nextDir
+	j.next, j.nextDir = nil, nil
+	j.spawnMu.Unlock()
+	if group == nil {
+		var err error
+		if group, dir, err = j.cg.newExec(); err != nil {
+			return 0, nil, nil, err
+		}
+	}
+	defer dir.Close()
+	id, ch, err := j.spawnNext(a, stdio, dir)
+	// The cgroup for the next exec is made while this one starts up, not
+	// when the next one does.
+	go j.prepareNext()
+	if err != nil {
+		_ = group.end()
+		return 0, nil, nil, err
+	}
+	return id, ch, group, nil
+}
+
+func (j *jail) prepareNext() {
+	g, dir, err := j.cg.newExec()
+	if err != nil {
+		return
+	}
+	j.spawnMu.Lock()
+	defer j.spawnMu.Unlock()
+	if j.next != nil || j.closed {
+		dir.Close()
+		_ = g.end()
+		return
+	}
+	j.next, j.nextDir = g, dir
+}
+
+// spawnNext starts the process in the cgroup of cgroupDir, if any.
+func (j *jail) spawnNext(a spawnArgs, stdio [3]*os.File, cgroupDir *os.File) (uint64, <-chan reply, error) {
 	id := j.nextID.Add(1)
 	ch := make(chan reply, 2)
 	j.mu.Lock()
@@ -145,7 +196,7 @@ func (j *jail) spawn(a spawnArgs, stdio [3]*os.File, cgroupProcs *os.File) (uint
 		j.forget(id)
 		return 0, nil, err
 	}
-	req := request{Op: "spawn", ID: id, Args: a.args, Env: a.env, Dir: a.dir, Cgroup: cgroupProcs != nil}
+	req := request{Op: "spawn", ID: id, Args: a.args, Env: a.env, Dir: a.dir, Cgroup: cgroupDir != nil}
 	msg, err := json.Marshal(req)
 	if err != nil {
 		return fail(err)
@@ -166,8 +217,8 @@ func (j *jail) spawn(a spawnArgs, stdio [3]*os.File, cgroupProcs *os.File) (uint
 		fds = append(fds, mfd)
 		msg, _ = json.Marshal(request{Op: "spawn", ID: id, Big: true, Cgroup: req.Cgroup})
 	}
-	if cgroupProcs != nil {
-		fds = append(fds, int(cgroupProcs.Fd()))
+	if cgroupDir != nil {
+		fds = append(fds, int(cgroupDir.Fd()))
 	}
 	if err := j.send(msg, fds); err != nil {
 		return fail(err)
@@ -218,6 +269,12 @@ func (j *jail) close() {
 		_ = j.cmd.Process.Kill()
 	}
 	<-j.dead
+	j.spawnMu.Lock()
+	defer j.spawnMu.Unlock()
+	j.closed = true
+	if j.nextDir != nil {
+		j.nextDir.Close()
+	}
 }
 
 // tailBuffer keeps the last max bytes written to it: bwrap's error message.

@@ -64,30 +64,29 @@ func (s *Sandbox) execJail(ctx context.Context, req sandbox.ExecRequest) (sandbo
 		// No memory cgroup: the address-space rlimit is all there is.
 		args = append([]string{"prlimit", "--as=" + fmt.Sprint(s.limits.MemoryBytes), "--"}, args...)
 	}
-	var (
-		oomBefore int64
-		group     *execGroup // nil: the exec has its own pid namespace instead
-		groupFile *os.File
-	)
+	var oomBefore int64
 	if s.cg != nil {
 		oomBefore = s.cg.oomKills()
-		if group, groupFile, err = s.cg.newExec(s.execs.Add(1)); err != nil {
-			closeAll(readers)
-			return sandbox.ExecResult{}, err
-		}
-		files = append(files, groupFile)
-		// Whatever happens, nothing the exec started outlives Exec.
-		defer func() {
-			if err := group.end(); err != nil {
-				s.p.log.Error().Err(err).Msg("kill the processes of an exec")
-			}
-		}()
 	}
 	start := time.Now()
-	id, exited, err := j.spawn(spawnArgs{args: args, env: s.env(req.Env), dir: path.Join(mountPoint, req.Dir)},
-		[3]*os.File{files[0], files[1], files[2]}, groupFile)
+	id, exited, group, err := j.spawn(spawnArgs{args: args, env: s.env(req.Env), dir: path.Join(mountPoint, req.Dir)},
+		[3]*os.File{files[0], files[1], files[2]})
 	closeAll(files)
 	files = nil
+	if group != nil {
+		// Whatever happens, nothing the exec started outlives Exec. Once
+		// the cgroup is empty, it can go later.
+		defer func() {
+			if err := group.kill(); err != nil {
+				s.p.log.Error().Err(err).Msg("kill the processes of an exec")
+			}
+			go func() {
+				if err := rmdirCgroup(group.dir); err != nil {
+					s.p.log.Warn().Err(err).Msg("remove the cgroup of an exec")
+				}
+			}()
+		}()
+	}
 	if err != nil {
 		closeAll(readers)
 		if stdinW != nil {
@@ -125,7 +124,7 @@ func (s *Sandbox) execJail(ctx context.Context, req sandbox.ExecRequest) (sandbo
 		killed = true
 		if group != nil {
 			// From here, not through init: it works even if init is stuck.
-			_ = killCgroup(group.dir, killTimeout)
+			_ = group.kill()
 		} else {
 			j.kill(id)
 		}
@@ -162,7 +161,7 @@ wait:
 	if group != nil {
 		// The script is gone; what it left behind (setsid, double fork)
 		// goes now, before the output is collected.
-		_ = killCgroup(group.dir, killTimeout)
+		_ = group.kill()
 	}
 	if stdinW != nil {
 		stdinW.Close()
@@ -304,5 +303,10 @@ func (s *Sandbox) startJail(extra []string) (*jail, error) {
 		// count otherwise.
 		cfg.Rlimits = append(cfg.Rlimits, rlimit{unix.RLIMIT_NPROC, uint64(l.Processes)})
 	}
-	return startJail(argv, cfg, cgroupFiles)
+	j, err := startJail(argv, cfg, cgroupFiles)
+	if err != nil {
+		return nil, err
+	}
+	j.cg = s.cg
+	return j, nil
 }

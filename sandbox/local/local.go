@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
@@ -263,7 +262,6 @@ type Sandbox struct {
 	slot         int      // uid offset, -1 when none
 	tmpfs        bool     // the workspace is a tmpfs mount
 	cg           *cgroup  // nil: no cgroup
-	execs        atomic.Uint64
 
 	mu      sync.Mutex
 	closed  bool
