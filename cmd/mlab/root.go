@@ -169,6 +169,10 @@ func removeStaleScratch(log zerolog.Logger) {
 			continue
 		}
 		dir := filepath.Dir(f)
+		// Local workspaces are tmpfs mounts with cgroups of their own.
+		if err := local.RemoveStale(filepath.Join(dir, "sandboxes")); err != nil {
+			log.Warn().Err(err).Str("dir", dir).Msg("clean up the local sandboxes of a stopped server")
+		}
 		if err := os.RemoveAll(dir); err != nil {
 			log.Warn().Err(err).Str("dir", dir).Msg("remove the scratch folder of a stopped server")
 			continue

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -317,4 +318,44 @@ func closeAll(fs []*os.File) {
 	for _, f := range fs {
 		f.Close()
 	}
+}
+
+// RemoveStale undoes what sandboxes under root left behind when their server
+// died without closing them (kill -9): it kills their processes, removes
+// their cgroups and unmounts their workspaces, so that root can be deleted.
+// Only call it for a root whose server is gone.
+func RemoveStale(root string) error {
+	var errs []error
+	if r, err := detectCgroups(); err == nil {
+		names, _ := filepath.Glob(filepath.Join(root, "mlab-sandbox-*"))
+		for _, n := range names {
+			c := &cgroup{v2: r.v2, pids: filepath.Join(r.pids, filepath.Base(n)), memory: filepath.Join(r.memory, filepath.Base(n))}
+			if r.execs != "" {
+				c.execDir = filepath.Join(r.execs, filepath.Base(n))
+			}
+			if _, err := os.Stat(c.pids); err != nil {
+				continue
+			}
+			errs = append(errs, c.kill(killTimeout), c.remove())
+		}
+	}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("read mounts: %w", err))...)
+	}
+	var points []string
+	prefix := filepath.Clean(root) + "/"
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], prefix) {
+			points = append(points, f[4])
+		}
+	}
+	// Deepest first.
+	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
+	for _, p := range points {
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
 }
