@@ -46,9 +46,31 @@ func detectCgroups() (*cgroupRoot, error) {
 	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
 		return nil, fmt.Errorf("statfs /sys/fs/cgroup: %w", err)
 	}
+	var r *cgroupRoot
+	var err error
 	if st.Type == unix.CGROUP2_SUPER_MAGIC {
-		return detectV2("/sys/fs/cgroup")
+		r, err = detectV2("/sys/fs/cgroup")
+	} else {
+		r, err = detectV1()
 	}
+	if err != nil {
+		return nil, err
+	}
+	// The parent may exist (made by root) and still be closed to us.
+	probe := fmt.Sprintf("probe-%d", os.Getpid())
+	for _, d := range []string{r.pids, r.memory, r.execs} {
+		if d == "" {
+			continue
+		}
+		if err := os.Mkdir(filepath.Join(d, probe), 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("create cgroup in %s: %w", d, err)
+		}
+		_ = unix.Rmdir(filepath.Join(d, probe))
+	}
+	return r, nil
+}
+
+func detectV1() (*cgroupRoot, error) {
 	pids, memory, unified, err := v1Mounts()
 	if err != nil {
 		return nil, err

@@ -245,6 +245,11 @@ func bwrapArgs(c jailConfig) []string {
 	)
 }
 
+// sealRoot ends a jail's mounts: the jail's own root (a tmpfs of
+// bubblewrap's, with no size limit) and the folders made in it become
+// read-only.
+var sealRoot = []string{"--remount-ro", "/"}
+
 // gpuBinds makes the leased NVIDIA devices, and the driver's control nodes
 // and sysfs entries CUDA reads, visible inside the jail.
 func gpuBinds(gpus string) []string {
@@ -298,7 +303,8 @@ func probeBwrap(ctx context.Context) (string, error) {
 	}
 	defer os.RemoveAll(dir)
 	c := jailConfig{privileged: os.Geteuid() == 0, uid: os.Getuid(), gid: os.Getgid(), ws: dir, tmpBytes: 1 << 20}
-	args := append(bwrapArgs(c), "--", "/bin/true")
+	args := append(bwrapArgs(c), sealRoot...)
+	args = append(args, "--", "/bin/true")
 	if out, err := exec.CommandContext(ctx, path, args...).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("bwrap probe failed: %v: %s", err, strings.TrimSpace(string(out)))
 	}

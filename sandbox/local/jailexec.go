@@ -186,6 +186,8 @@ wait:
 		if !s.isClosed() && !killed {
 			return res, fmt.Errorf("run %s: %w", req.Args[0], errJailDied)
 		}
+		// Killed with its jail, by Close or by us: not out of memory.
+		killed = true
 		setStatus(&res, syscall.WaitStatus(syscall.SIGKILL))
 	case r.Err != "":
 		return res, fmt.Errorf("wait for %s: %s", req.Args[0], r.Err)
@@ -280,7 +282,8 @@ func (s *Sandbox) startJail(extra []string) (*jail, error) {
 	for _, d := range extra {
 		argv = append(argv, "--ro-bind", d, d)
 	}
-	argv = append(argv, "--ro-bind", p.exe, jailInit, "--", jailInit)
+	argv = append(argv, "--ro-bind", p.exe, jailInit)
+	argv = append(append(argv, sealRoot...), "--", jailInit)
 
 	l := s.limits
 	cfg := initConfig{UID: -1, GID: -1, Rlimits: []rlimit{
