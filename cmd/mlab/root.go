@@ -33,7 +33,8 @@ type common struct {
 	backend   string
 	image     string
 	gpus      string
-	// workspaceMiB and cpus bound docker sandboxes.
+	// workspaceMiB bounds workspaces (docker, and local as root); cpus
+	// bounds docker sandboxes.
 	workspaceMiB int64
 	cpus         float64
 }
@@ -58,7 +59,7 @@ func newRootCmd() *cobra.Command {
 	f.StringVar(&c.backend, "backend", "auto", "sandbox backend: auto (docker when the engine and runtime image are there, else local), local or docker")
 	f.StringVar(&c.image, "image", "", "runtime image of docker sandboxes (default: the base image mlab image build makes)")
 	f.StringVar(&c.gpus, "gpus", "", "GPUs sessions may lease: all (found with nvidia-smi), none, or indexes like 0,1")
-	f.Int64Var(&c.workspaceMiB, "workspace-size", docker.DefaultWorkspaceBytes>>20, "docker workspace quota in MiB")
+	f.Int64Var(&c.workspaceMiB, "workspace-size", docker.DefaultWorkspaceBytes>>20, "workspace quota in MiB (docker; local when run as root)")
 	f.Float64Var(&c.cpus, "cpus", docker.DefaultCPUs, "CPUs each docker sandbox may use")
 	root.AddCommand(newServeCmd(c), newRunCmd(c), newTasksCmd(c), newGCCmd(), newImageCmd())
 	return root
