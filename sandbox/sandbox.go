@@ -80,11 +80,14 @@ func ProtectedFiles(ws string, spec Spec) []string {
 // Limits bound the resources of processes in a sandbox. Zero fields take the
 // defaults below.
 type Limits struct {
-	// MemoryBytes caps the address space (local) or memory (docker) of a script.
+	// MemoryBytes caps the memory of a sandbox's processes together (a
+	// cgroup: docker, and local where it may make one) or, failing that, the
+	// address space of each local process.
 	MemoryBytes int64
 	// CPUSeconds caps the CPU time of a script.
 	CPUSeconds int64
-	// Processes caps the number of processes and threads.
+	// Processes caps the number of processes and threads of a sandbox (per
+	// uid where the local backend has no cgroup).
 	Processes int64
 	// FileBytes caps the size of any single file a script writes.
 	FileBytes int64

@@ -41,7 +41,8 @@ func (c *common) provider(ctx context.Context, log zerolog.Logger, scratch strin
 
 func (c *common) localProvider(ctx context.Context, log zerolog.Logger, scratch string) (sandbox.Provider, error) {
 	return local.New(ctx, local.Options{
-		Root: filepath.Join(scratch, "sandboxes"), Isolation: local.Isolation(c.isolation), Logger: log,
+		Root: filepath.Join(scratch, "sandboxes"), Isolation: local.Isolation(c.isolation),
+		WorkspaceBytes: c.workspaceMiB << 20, Logger: log,
 	})
 }
 

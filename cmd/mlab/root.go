@@ -33,7 +33,8 @@ type common struct {
 	backend   string
 	image     string
 	gpus      string
-	// workspaceMiB and cpus bound docker sandboxes.
+	// workspaceMiB bounds workspaces (docker, and local as root); cpus
+	// bounds docker sandboxes.
 	workspaceMiB int64
 	cpus         float64
 	// plan is the capacity derived from this machine, the defaults of the
@@ -61,7 +62,7 @@ func newRootCmd() *cobra.Command {
 	f.StringVar(&c.backend, "backend", "auto", "sandbox backend: auto (docker when the engine and runtime image are there, else local), local or docker")
 	f.StringVar(&c.image, "image", "", "runtime image of docker sandboxes (default: the base image mlab image build makes)")
 	f.StringVar(&c.gpus, "gpus", "", "GPUs sessions may lease: all (found with nvidia-smi), none, or indexes like 0,1")
-	f.Int64Var(&c.workspaceMiB, "workspace-size", c.plan.WorkspaceBytes>>20, "docker workspace quota in MiB (default derived from this machine's free disk: see README)")
+	f.Int64Var(&c.workspaceMiB, "workspace-size", c.plan.WorkspaceBytes>>20, "workspace quota in MiB, docker and local as root (default derived from this machine's free disk: see README)")
 	f.Float64Var(&c.cpus, "cpus", docker.DefaultCPUs, "CPUs each docker sandbox may use")
 	root.AddCommand(newServeCmd(c), newRunCmd(c), newTasksCmd(c), newGCCmd(), newImageCmd())
 	return root
@@ -187,7 +188,10 @@ const scratchPrefix = "mlab-"
 // no longer running (killed with -9, say): scratch folders with their local
 // workspaces, and submission copies.
 func removeStaleScratch(log zerolog.Logger) {
-	removed, err := proc.RemoveOrphans("", scratchPrefix)
+	// Local workspaces are tmpfs mounts with cgroups of their own, which a
+	// plain delete cannot remove.
+	release := func(dir string) error { return local.RemoveStale(filepath.Join(dir, "sandboxes")) }
+	removed, err := proc.RemoveOrphans("", scratchPrefix, release)
 	for _, dir := range removed {
 		log.Info().Str("dir", dir).Msg("removed a temporary folder of a server that stopped unexpectedly")
 	}

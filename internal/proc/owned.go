@@ -53,8 +53,10 @@ func Owner(dir string) (string, error) {
 
 // RemoveOrphans removes the folders in parent ("" for the temporary
 // directory) whose names start with prefix and whose owner record names a
-// dead server. Folders without a record are not mlab's to remove.
-func RemoveOrphans(parent, prefix string) ([]string, error) {
+// dead server. Folders without a record are not mlab's to remove. release,
+// when set, runs on each such folder first, to free what a plain delete
+// cannot (mounts, cgroups, processes of the dead server's sandboxes).
+func RemoveOrphans(parent, prefix string, release func(dir string) error) ([]string, error) {
 	if parent == "" {
 		parent = os.TempDir()
 	}
@@ -69,6 +71,11 @@ func RemoveOrphans(parent, prefix string) ([]string, error) {
 		owner, err := Owner(dir)
 		if err != nil || Alive(owner) {
 			continue
+		}
+		if release != nil {
+			if err := release(dir); err != nil {
+				errs = append(errs, fmt.Errorf("release the folder of a stopped server: %w", err))
+			}
 		}
 		if err := os.RemoveAll(dir); err != nil {
 			errs = append(errs, fmt.Errorf("remove the folder of a stopped server: %w", err))

@@ -197,7 +197,7 @@ func TestHostileOrphanedSubmissionCopies(t *testing.T) {
 		os.MkdirAll(filepath.Join(d, "submission"), 0o755)
 	}
 	os.WriteFile(filepath.Join(orphan, OwnerFile), []byte(dead.ID()+"\n"), 0o644)
-	removed, err := RemoveOrphans(parent, "mlab-")
+	removed, err := RemoveOrphans(parent, "mlab-", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

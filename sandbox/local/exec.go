@@ -28,15 +28,20 @@ func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.Ex
 	if err := checkRelDir(req.Dir); err != nil {
 		return sandbox.ExecResult{}, err
 	}
-	argv, err := s.argv(req)
-	if err != nil {
-		return sandbox.ExecResult{}, err
-	}
 	if req.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
 		defer cancel()
 	}
+	if s.p.bwrap != "" {
+		return s.execJail(ctx, req)
+	}
+	return s.execDirect(ctx, req)
+}
+
+// execDirect runs an unconfined process (isolation none), bounded by rlimits.
+func (s *Sandbox) execDirect(ctx context.Context, req sandbox.ExecRequest) (sandbox.ExecResult, error) {
+	argv := append(s.prlimit(true), req.Args...)
 	stdout := sandbox.NewCapture(s.limits.OutputBytes, req.Stdout)
 	stderr := sandbox.NewCapture(s.limits.OutputBytes, req.Stderr)
 
@@ -78,17 +83,25 @@ func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.Ex
 	if waitErr != nil && !errors.As(waitErr, &exitErr) && !errors.Is(waitErr, exec.ErrWaitDelay) {
 		return res, fmt.Errorf("wait for %s: %w", req.Args[0], waitErr)
 	}
-	st := cmd.ProcessState
-	res.ExitCode = st.ExitCode()
-	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+	setStatus(&res, cmd.ProcessState.Sys().(syscall.WaitStatus))
+	res.OOM = !p.killed.Load() && guessOOM(res)
+	return res, nil
+}
+
+// setStatus fills the exit code and signal from a wait status.
+func setStatus(res *sandbox.ExecResult, ws syscall.WaitStatus) {
+	res.ExitCode = ws.ExitStatus()
+	if ws.Signaled() {
 		res.Signal = ws.Signal().String()
 		res.ExitCode = 128 + int(ws.Signal())
 	}
-	// RLIMIT_AS turns running out of memory into a failed allocation, which
-	// Python reports as MemoryError; the kernel OOM killer sends SIGKILL.
-	res.OOM = !p.killed.Load() && (strings.Contains(stderrTail(res.Stderr), "MemoryError") ||
-		res.Signal == syscall.SIGKILL.String())
-	return res, nil
+}
+
+// guessOOM tells an out-of-memory death where no cgroup counts them:
+// RLIMIT_AS turns running out of memory into a failed allocation, which
+// Python reports as MemoryError; the kernel OOM killer sends SIGKILL.
+func guessOOM(res sandbox.ExecResult) bool {
+	return strings.Contains(stderrTail(res.Stderr), "MemoryError") || res.Signal == syscall.SIGKILL.String()
 }
 
 // stderrTail is the part of stderr a final traceback would be in.
@@ -126,41 +139,27 @@ func checkRelDir(dir string) error {
 	return nil
 }
 
-// argv wraps the request in prlimit (so the limits hold for every process the
-// script starts) and, when available, bubblewrap.
-func (s *Sandbox) argv(req sandbox.ExecRequest) ([]string, error) {
+// prlimit is the prlimit command line that bounds a script by rlimits. The
+// address-space limit is only for processes outside a memory cgroup: it
+// counts reserved address space, which CUDA and JAX reserve by the terabyte.
+func (s *Sandbox) prlimit(addressSpace bool) []string {
 	l := s.limits
 	argv := []string{
 		"prlimit",
-		"--as=" + strconv.FormatInt(l.MemoryBytes, 10),
 		"--cpu=" + strconv.FormatInt(l.CPUSeconds, 10),
 		"--fsize=" + strconv.FormatInt(l.FileBytes, 10),
 		"--core=0",
-		"--",
 	}
-	if s.bwrap == "" {
-		return append(argv, req.Args...), nil
+	if addressSpace {
+		argv = append(argv, "--as="+strconv.FormatInt(l.MemoryBytes, 10))
 	}
-	argv = append(argv, s.bwrap)
-	argv = append(argv, bwrapArgs(s.ws, req.Dir)...)
-	argv = append(argv, gpuBinds(s.gpus)...)
-	for _, rel := range s.readOnly {
-		argv = append(argv, "--ro-bind", filepath.Join(s.ws, rel), filepath.Join(mountPoint, rel))
-	}
-	extra, err := interpreterBind(req.Args[0])
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range extra {
-		argv = append(argv, "--ro-bind", d, d)
-	}
-	return append(append(argv, "--"), req.Args...), nil
+	return append(argv, "--")
 }
 
 // env is the whole environment of a script: nothing of the server's leaks in.
 func (s *Sandbox) env(extra []string) []string {
 	home := s.tmp
-	if s.bwrap != "" {
+	if s.p.bwrap != "" {
 		home = "/tmp"
 	}
 	env := []string{
@@ -178,15 +177,41 @@ func (s *Sandbox) env(extra []string) []string {
 	return append(env, extra...)
 }
 
-// bwrapArgs builds a namespace with no network, its own pid space, the system
-// read-only, a private /tmp and the workspace as the only writable host path.
-// Nothing else of the host (task folders, run logs, other sessions) is mounted.
-func bwrapArgs(ws, dir string) []string {
+// jailConfig is what a jail is built from.
+type jailConfig struct {
+	privileged bool
+	uid, gid   int
+	ws         string
+	tmpBytes   int64
+}
+
+// bwrapArgs builds a jail with no network, its own pid, IPC and UTS
+// namespaces, the system read-only, a private /tmp and the workspace as the
+// only writable host path. Nothing else of the host (task folders, run logs,
+// other sessions) is mounted.
+//
+// As root, bubblewrap needs no user namespace, and none is made: a user
+// namespace made by root maps the sandbox's ids onto host root, which is
+// what let scripts write kernel.core_pattern. Init stays root with only the
+// capabilities it needs to start scripts under their own uid; the scripts
+// themselves have none. Without root, the user namespace maps only the
+// server's own uid, and init keeps CAP_SYS_ADMIN inside it for the pid
+// namespace of each exec.
+func bwrapArgs(c jailConfig) []string {
 	args := []string{
-		"--unshare-all", "--die-with-parent", "--new-session",
-		"--uid", "65534", "--gid", "65534",
-		"--ro-bind", "/usr", "/usr",
+		// No cgroup namespace: init puts each exec in a cgroup outside the
+		// one it starts in, which the kernel refuses across a namespace.
+		"--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+		"--die-with-parent", "--new-session", "--as-pid-1",
 	}
+	if c.privileged {
+		args = append(args, "--cap-drop", "ALL",
+			"--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_KILL")
+	} else {
+		args = append(args, "--unshare-user", "--uid", strconv.Itoa(c.uid), "--gid", strconv.Itoa(c.gid),
+			"--cap-add", "CAP_SYS_ADMIN")
+	}
+	args = append(args, "--ro-bind", "/usr", "/usr")
 	for _, d := range []string{"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} {
 		target, err := os.Readlink(d)
 		switch {
@@ -197,17 +222,33 @@ func bwrapArgs(ws, dir string) []string {
 		}
 	}
 	// numpy's BLAS is found through /etc/alternatives; the rest of /etc stays
-	// out of reach.
+	// out of reach. Made first, as bubblewrap running as root would make it
+	// mode 0700 and so closed to the sandbox user.
+	args = append(args, "--perms", "0755", "--dir", "/etc")
 	for _, f := range []string{"/etc/alternatives", "/etc/ld.so.cache", "/etc/localtime", "/etc/mime.types"} {
 		args = append(args, "--ro-bind-try", f, f)
 	}
+	size := strconv.FormatInt(c.tmpBytes, 10)
 	return append(args,
-		"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-		"--bind", ws, mountPoint,
-		"--chdir", filepath.Join(mountPoint, dir),
-		"--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
+		"--proc", "/proc",
+		// Kernel knobs are read-only whoever asks: bubblewrap covers
+		// /proc/sys only when it cannot write it itself.
+		"--ro-bind", "/proc/sys", "/proc/sys",
+		"--ro-bind-try", "/proc/sysrq-trigger", "/proc/sysrq-trigger",
+		"--dev", "/dev",
+		"--perms", "1777", "--size", size, "--tmpfs", "/dev/shm",
+		"--perms", "1777", "--size", size, "--tmpfs", "/tmp",
+		"--bind", c.ws, mountPoint,
+		// Init works from /: as root without CAP_DAC_OVERRIDE it cannot
+		// enter the workspace, which only the sandbox user may.
+		"--chdir", "/",
 	)
 }
+
+// sealRoot ends a jail's mounts: the jail's own root (a tmpfs of
+// bubblewrap's, with no size limit) and the folders made in it become
+// read-only.
+var sealRoot = []string{"--remount-ro", "/"}
 
 // gpuBinds makes the leased NVIDIA devices, and the driver's control nodes
 // and sysfs entries CUDA reads, visible inside the jail.
@@ -247,8 +288,8 @@ func interpreterBind(name string) ([]string, error) {
 	return binds, nil
 }
 
-// probeBwrap checks that bubblewrap can create the namespaces we need here;
-// inside some containers it is installed but cannot.
+// probeBwrap checks that bubblewrap can build our jail here; inside some
+// containers it is installed but cannot.
 func probeBwrap(ctx context.Context) (string, error) {
 	path, err := exec.LookPath("bwrap")
 	if err != nil {
@@ -261,7 +302,9 @@ func probeBwrap(ctx context.Context) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(dir)
-	args := append(bwrapArgs(dir, ""), "--", "/bin/true")
+	c := jailConfig{privileged: os.Geteuid() == 0, uid: os.Getuid(), gid: os.Getgid(), ws: dir, tmpBytes: 1 << 20}
+	args := append(bwrapArgs(c), sealRoot...)
+	args = append(args, "--", "/bin/true")
 	if out, err := exec.CommandContext(ctx, path, args...).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("bwrap probe failed: %v: %s", err, strings.TrimSpace(string(out)))
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +48,12 @@ func isolations(t *testing.T) []Isolation {
 	return modes
 }
 
+// execCgroups reports whether sb puts each exec in a cgroup of its own.
+func execCgroups(sb sandbox.Sandbox) bool {
+	s, ok := sb.(*Sandbox)
+	return ok && s.cg != nil && s.cg.execDir != ""
+}
+
 func runPy(t *testing.T, sb sandbox.Sandbox, code string, timeout time.Duration) sandbox.ExecResult {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(sb.Workspace(), "s.py"), []byte(code), 0o644); err != nil {
@@ -74,10 +81,15 @@ func TestExec(t *testing.T) {
 				{"exit code", "import sys; sys.exit(3)", 3, "", ""},
 				{"traceback", "raise ValueError('boom')", 1, "", "ValueError: boom"},
 				{"writes files", "open('out.txt','w').write('x'); print(open('out.txt').read())", 0, "x\n", ""},
+				// psutil and friends read /proc/<getpid()>: it must be the script.
+				{"own pid in /proc", "import os; print(os.readlink('/proc/self') == str(os.getpid()))", 0, "True\n", ""},
 			}
 			sb := newSandbox(t, iso, sandbox.Limits{})
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
+					if tc.name == "own pid in /proc" && iso == IsolationBwrap && !execCgroups(sb) {
+						t.Skip("without cgroups, each script has a pid namespace of its own and is pid 1 in it")
+					}
 					res := runPy(t, sb, tc.code, 30*time.Second)
 					if res.ExitCode != tc.exit || res.Stdout != tc.stdout || !strings.Contains(res.Stderr, tc.stderr) {
 						t.Errorf("got exit %d stdout %q stderr %q; want exit %d stdout %q stderr containing %q",
@@ -230,5 +242,109 @@ func TestGPUBinds(t *testing.T) {
 		if strings.Contains(got, "/dev/nvidia2") {
 			t.Errorf("gpuBinds(%q) exposes an unleased GPU: %s", tc.gpus, got)
 		}
+	}
+}
+
+func TestCloseKillsRunningJail(t *testing.T) {
+	for _, iso := range isolations(t) {
+		t.Run(string(iso), func(t *testing.T) {
+			sb := newSandbox(t, iso, sandbox.Limits{})
+			started := make(chan struct{})
+			var once sync.Once
+			done := make(chan sandbox.ExecResult, 1)
+			go func() {
+				res, _ := sb.Exec(t.Context(), sandbox.ExecRequest{
+					Args:   []string{python, "-u", "-c", "import time; print('up', flush=True); time.sleep(60)"},
+					Stdout: writerFunc(func([]byte) { once.Do(func() { close(started) }) }),
+				})
+				done <- res
+			}()
+			select {
+			case <-started:
+			case <-time.After(30 * time.Second):
+				t.Fatal("script did not start")
+			}
+			if err := sb.Close(); err != nil {
+				t.Fatalf("close: %v", err)
+			}
+			select {
+			case res := <-done:
+				if res.ExitCode == 0 || res.OOM {
+					t.Errorf("killed exec reported %+v", res)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("exec still running after Close")
+			}
+			if _, err := sb.Exec(t.Context(), sandbox.ExecRequest{Args: []string{"true"}}); err == nil {
+				t.Error("exec on closed sandbox succeeded")
+			}
+		})
+	}
+}
+
+// writerFunc calls f on every write.
+type writerFunc func([]byte)
+
+func (f writerFunc) Write(p []byte) (int, error) {
+	if f != nil {
+		f(p)
+	}
+	return len(p), nil
+}
+
+// TestConcurrentExecs checks that each exec is tracked on its own: a timeout
+// kills one exec's processes and not those of another in the same sandbox.
+func TestConcurrentExecs(t *testing.T) {
+	for _, iso := range isolations(t) {
+		t.Run(string(iso), func(t *testing.T) {
+			sb := newSandbox(t, iso, sandbox.Limits{})
+			long := make(chan sandbox.ExecResult, 1)
+			go func() {
+				res, _ := sb.Exec(t.Context(), sandbox.ExecRequest{
+					Args: []string{python, "-u", "-c", "import time; time.sleep(3); print('long done')"}, Timeout: 60 * time.Second,
+				})
+				long <- res
+			}()
+			short, err := sb.Exec(t.Context(), sandbox.ExecRequest{
+				Args: []string{python, "-u", "-c", "import time; time.sleep(60)"}, Timeout: time.Second,
+			})
+			if err != nil || !short.TimedOut {
+				t.Fatalf("short exec: %v %+v", err, short)
+			}
+			if res := <-long; res.ExitCode != 0 || res.Stdout != "long done\n" {
+				t.Errorf("the other exec was hurt by the timeout: %+v", res)
+			}
+		})
+	}
+}
+
+// TestExecInput covers stdin from a reader and an argument list larger than
+// one message to the jail's init.
+func TestExecInput(t *testing.T) {
+	for _, iso := range isolations(t) {
+		t.Run(string(iso), func(t *testing.T) {
+			sb := newSandbox(t, iso, sandbox.Limits{})
+			res, err := sb.Exec(t.Context(), sandbox.ExecRequest{
+				Args:  []string{python, "-c", "import sys; print(sys.stdin.read().upper())"},
+				Stdin: strings.NewReader("piped"),
+			})
+			if err != nil || res.Stdout != "PIPED\n" {
+				t.Errorf("stdin: %v %+v", err, res)
+			}
+			// Past one packet to init (64 KiB), within one argument's limit.
+			big := strings.Repeat("x", 100<<10)
+			res, err = sb.Exec(t.Context(), sandbox.ExecRequest{
+				Args: []string{python, "-c", "import sys; print(sum(map(len, sys.argv[1:])))", big, big},
+				Env:  []string{"BIG=" + big[:1000]},
+			})
+			if err != nil || res.Stdout != fmt.Sprintf("%d\n", 2*len(big)) {
+				t.Errorf("large arguments: %v %+v", err, res)
+			}
+			res, err = sb.Exec(t.Context(), sandbox.ExecRequest{Args: []string{"no-such-interpreter"}})
+			// An error (the jail) or exit 127 (prlimit, unconfined).
+			if err == nil && res.ExitCode != 127 {
+				t.Errorf("missing command ran: %+v", res)
+			}
+		})
 	}
 }
