@@ -75,7 +75,14 @@ func detectV1() (*cgroupRoot, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &cgroupRoot{pids: filepath.Join(pids, cgroupParent), memory: filepath.Join(memory, cgroupParent)}
+	// Sandboxes nest under the server's own cgroups, so that whatever limits
+	// the server (a systemd unit, a container, the hostile suite's
+	// containment) also bounds every sandbox it makes.
+	own, err := ownCgroupsV1()
+	if err != nil {
+		return nil, err
+	}
+	r := &cgroupRoot{pids: filepath.Join(nestedIn(pids, own["pids"]), cgroupParent), memory: filepath.Join(nestedIn(memory, own["memory"]), cgroupParent)}
 	dirs := []string{r.pids, r.memory}
 	if unified != "" {
 		r.execs = filepath.Join(unified, cgroupParent)
@@ -102,6 +109,39 @@ func detectV2(mnt string) (*cgroupRoot, error) {
 		}
 	}
 	return &cgroupRoot{v2: true, pids: dir, memory: dir, execs: dir}, nil
+}
+
+// ownCgroupsV1 maps each v1 controller to this process's cgroup in it, from
+// /proc/self/cgroup ("3:pids:/system.slice/x.service"). The paths are
+// relative to the hierarchy's root, which is what the host's mounts show; a
+// server in a container whose mounts start deeper sees "/" for its own.
+func ownCgroupsV1() (map[string]string, error) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil, fmt.Errorf("read own cgroups: %w", err)
+	}
+	own := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		for _, ctrl := range strings.Split(parts[1], ",") {
+			own[ctrl] = parts[2]
+		}
+	}
+	return own, nil
+}
+
+// nestedIn is the server's own cgroup dir under the hierarchy mounted at mnt,
+// or mnt itself where that path is not visible (a mount that starts below
+// the hierarchy's root, as in a container).
+func nestedIn(mnt, own string) string {
+	dir := filepath.Join(mnt, own)
+	if info, err := os.Stat(dir); err == nil && info.IsDir() {
+		return dir
+	}
+	return mnt
 }
 
 // v1Mounts finds the mount points of the v1 pids and memory hierarchies,
