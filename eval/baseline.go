@@ -187,7 +187,7 @@ func (b *Baselines) measure(ctx context.Context, task *tasks.Task) (Measurement,
 
 // trainAndScore runs env/train.py in a fresh sandbox and scores the result.
 func (b *Baselines) trainAndScore(ctx context.Context, task *tasks.Task) (float64, error) {
-	sb, err := b.Scorer.Provider.Create(ctx, sandbox.Spec{Run: "baseline-" + task.Name, Files: task.EnvDir(), Image: task.Config.Image})
+	sb, err := b.Scorer.Provider.Create(ctx, sandbox.Spec{Run: "baseline-" + task.Name, Files: task.EnvDir(), Image: task.Config.Image, Limits: b.Scorer.Limits})
 	if err != nil {
 		return 0, err
 	}

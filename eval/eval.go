@@ -44,6 +44,10 @@ type Scorer struct {
 	Provider sandbox.Provider
 	// Python is the interpreter that runs eval.py.
 	Python string
+	// Limits bound the eval's (and a baseline run's) sandbox; an eval runs
+	// in the capacity its session reserved, so the server passes the
+	// sessions' limits. Zero fields take the sandbox defaults.
+	Limits sandbox.Limits
 }
 
 // driver imports eval.py from its working directory (the scripts copy),
@@ -114,7 +118,7 @@ func (s *Scorer) Score(ctx context.Context, task *tasks.Task, req Request) (Outc
 
 func (s *Scorer) run(ctx context.Context, task *tasks.Task, req Request, rounds int, starter bool) (Outcome, error) {
 	rounds = max(rounds, 1)
-	sb, err := s.Provider.Create(ctx, sandbox.Spec{Run: "eval-" + task.Name, GPUs: req.GPUs, Image: task.Config.Image})
+	sb, err := s.Provider.Create(ctx, sandbox.Spec{Run: "eval-" + task.Name, GPUs: req.GPUs, Image: task.Config.Image, Limits: s.Limits})
 	if err != nil {
 		return Outcome{}, fmt.Errorf("create eval sandbox: %w", err)
 	}

@@ -400,3 +400,35 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// The eval's sandbox takes the Scorer's limits, the sessions' own: an eval
+// that needs more memory than a session may use fails as out of memory
+// rather than taking memory no session reserved.
+func TestScoreLimits(t *testing.T) {
+	hog := "def get_score(d):\n    b = bytearray(400 << 20)\n    b[::4096] = b'x' * len(b[::4096])\n    return 1.0\n"
+	tests := []struct {
+		name    string
+		memory  int64
+		wantErr string
+	}{
+		{"within the limit", 1 << 30, ""},
+		{"beyond the limit", 128 << 20, "ran out of memory"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newScorer(t)
+			s.Limits = sandbox.Limits{MemoryBytes: tc.memory}
+			task, sub := evalTask(t, hog, nil)
+			out, err := s.Score(t.Context(), task, Request{Submission: sub})
+			if tc.wantErr == "" {
+				if err != nil || out.Score != 1 {
+					t.Fatalf("got %v, %v; want 1 (output %s)", out.Score, err, out.Output)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want ErrInvalid containing %q\n%s", err, tc.wantErr, out.Output)
+			}
+		})
+	}
+}

@@ -116,6 +116,9 @@ type env struct {
 	scorer    *eval.Scorer
 	baselines *eval.Baselines
 	cleanup   func()
+	// image and cpus describe the sandboxes, for the baseline cache key.
+	image string
+	cpus  float64
 }
 
 func (c *common) env(ctx context.Context) (*env, error) {
@@ -159,17 +162,15 @@ func (c *common) env(ctx context.Context) (*env, error) {
 	if image == "" {
 		image = docker.ImageTag(docker.ImageSpec{Variant: "base"})
 	}
-	return &env{
-		log:      log,
-		catalog:  c.catalog(filepath.Join(scratch, "tasks")),
-		provider: meter.Wrap(provider),
-		gpus:     sandbox.NewGPUPool(ids),
-		scorer:   &eval.Scorer{Provider: meter.Wrap(provider), Python: c.python},
-		baselines: &eval.Baselines{
-			Scorer: &eval.Scorer{Provider: provider, Python: c.python}, CacheDir: filepath.Join(c.cacheDir, "baselines"), Meter: meter,
-			// Eval sandboxes take the default limits.
-			Setting: fmt.Sprintf("image=%s cpus=%g limits=%+v", image, c.cpus, sandbox.Limits{}.WithDefaults()),
-		},
+	e := &env{
+		log:       log,
+		catalog:   c.catalog(filepath.Join(scratch, "tasks")),
+		provider:  meter.Wrap(provider),
+		gpus:      sandbox.NewGPUPool(ids),
+		scorer:    &eval.Scorer{Provider: meter.Wrap(provider), Python: c.python},
+		baselines: &eval.Baselines{Scorer: &eval.Scorer{Provider: provider, Python: c.python}, CacheDir: filepath.Join(c.cacheDir, "baselines"), Meter: meter},
+		image:     image,
+		cpus:      c.cpus,
 		cleanup: func() {
 			if err := provider.Close(); err != nil {
 				log.Warn().Err(err).Msg("remove the sandboxes left at shutdown")
@@ -177,7 +178,18 @@ func (c *common) env(ctx context.Context) (*env, error) {
 			closeProvider()
 			os.RemoveAll(scratch)
 		},
-	}, nil
+	}
+	e.setEvalLimits(sandbox.Limits{MemoryBytes: c.plan.MemoryBytes})
+	return e, nil
+}
+
+// setEvalLimits bounds eval and baseline sandboxes like the sessions' own
+// (an eval runs in the capacity its session reserved), and keys cached
+// baselines by them, since the limits can change a measured score.
+func (e *env) setEvalLimits(l sandbox.Limits) {
+	e.scorer.Limits = l
+	e.baselines.Scorer.Limits = l
+	e.baselines.Setting = fmt.Sprintf("image=%s cpus=%g limits=%+v", e.image, e.cpus, l.WithDefaults())
 }
 
 // scratchPrefix starts the names of the temporary folders a server owns:

@@ -97,6 +97,7 @@ func serve(ctx context.Context, c *common, sf *serveFlags) error {
 		e.log.Info().Strs("runs", marked).Msg("marked runs of a server that stopped unexpectedly as aborted")
 	}
 	memory, _ := mib("memory", sf.memoryMiB) // checked by validate
+	e.setEvalLimits(sandbox.Limits{MemoryBytes: memory, Processes: sf.pids})
 	opts := server.Options{
 		Catalog: e.catalog, Provider: e.provider, Scorer: e.scorer, Baselines: e.baselines,
 		RunsDir: c.runsDir,
