@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -142,9 +143,13 @@ type attack struct {
 	wantFinal, forbid string
 	// wantStatus is the status result.json must end with.
 	wantStatus string
+	// after, when set, inspects the run folder once the episode is over.
+	after func(t *testing.T, runDir string)
 }
 
 type hostileStep struct {
+	// tool is the tool to call; "" runs script with execute_script.
+	tool    string
 	script  string
 	args    map[string]any
 	isError bool // whether execute_script must fail
@@ -356,10 +361,79 @@ print('swapped')
 			wantFinal: honestScore, wantStatus: runlog.StatusScored,
 		},
 		{
+			// Legal but odd: a tree deeper than PATH_MAX and names that are
+			// not UTF-8 (two that differ only in their odd bytes) must be
+			// snapshotted, restored and scored as they are.
+			name: "odd-trees",
+			files: map[string]string{"odd.py": `import os
+fd = os.open('.', os.O_RDONLY)
+for i in range(700):
+    os.mkdir('abcdefgh', dir_fd=fd)
+    nfd = os.open('abcdefgh', os.O_RDONLY, dir_fd=fd)
+    os.close(fd)
+    fd = nfd
+leaf = os.open('leaf.txt', os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+os.write(leaf, b'deep')
+for name in (b'odd-\xff', b'odd-\xfe'):
+    open(name, 'wb').write(name)
+print('built')
+`},
+			steps:     []hostileStep{{script: "odd.py", check: func(t *testing.T, out string) { wantIn(t, out, "built") }}},
+			wantFinal: honestScore, wantStatus: runlog.StatusScored,
+			after: func(t *testing.T, runDir string) {
+				raw, err := os.ReadFile(filepath.Join(runDir, "snapshots", "final.json"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var m runlog.Manifest
+				if err := json.Unmarshal(raw, &m); err != nil {
+					t.Fatalf("final manifest: %v", err)
+				}
+				found := map[string]bool{}
+				for _, e := range m.Entries {
+					switch {
+					case strings.HasSuffix(e.Path, "/leaf.txt") && len(e.Path) > 4096:
+						found["leaf"] = true
+					case e.Path == "odd-\xff" || e.Path == "odd-\xfe":
+						found[e.Path] = true
+					}
+				}
+				if len(found) != 3 {
+					t.Errorf("the final snapshot holds %v of the deep leaf and the two odd names", found)
+				}
+			},
+		},
+		{
+			// Input sized to hurt: refused huge writes must not bloat the
+			// trace, and an edit whose old_text is half a 2 MB file of one
+			// letter must be answered in linear time.
+			name: "bloat",
+			steps: []hostileStep{
+				{tool: "write_file", args: map[string]any{"file_name": "huge.txt", "content": strings.Repeat("x", 20<<20)}, isError: true},
+				{tool: "write_file", args: map[string]any{"file_name": "huge.txt", "content": strings.Repeat("y", 20<<20)}, isError: true},
+				{tool: "write_file", args: map[string]any{"file_name": "a.txt", "content": strings.Repeat("a", 2<<20)}},
+				{tool: "edit_script", args: map[string]any{"script_name": "a.txt", "old_text": strings.Repeat("a", 1<<20), "new_text": "b"}, isError: true},
+			},
+			wantFinal: honestScore, wantStatus: runlog.StatusScored,
+			after: func(t *testing.T, runDir string) {
+				info, err := os.Stat(filepath.Join(runDir, "trace.jsonl"))
+				if err != nil || info.Size() > 1<<20 {
+					t.Errorf("trace.jsonl after 40 MiB of refused writes: %v bytes, %v", info.Size(), err)
+				}
+			},
+		},
+		{
 			name:      "infinite-improvement",
 			files:     map[string]string{"train.py": "open('out.txt', 'w').write('1e308')\n"},
 			wantFinal: "invalid", wantStatus: runlog.StatusInvalid,
 		},
+	}
+}
+
+func wantIn(t *testing.T, out, want string) {
+	t.Helper()
+	if !strings.Contains(out, want) {
+		t.Errorf("output %.300q lacks %q", out, want)
 	}
 }
 
@@ -448,13 +522,19 @@ func runAttack(t *testing.T, s *httpServer, a attack, canary string) {
 		h.mustOK(t, "write_file", map[string]any{"file_name": name, "content": content}, "wrote")
 	}
 	for _, st := range a.steps {
-		args := map[string]any{"script_name": st.script}
+		tool, args := st.tool, map[string]any{}
+		if tool == "" {
+			tool, args["script_name"] = "execute_script", st.script
+		}
 		for k, v := range st.args {
 			args[k] = v
 		}
-		out, isErr := h.call(t, "execute_script", args)
+		out, isErr := h.call(t, tool, args)
 		if isErr != st.isError && !st.mayFail {
-			t.Errorf("execute_script %s: isError = %v, want %v: %q", st.script, isErr, st.isError, out)
+			t.Errorf("%s %s: isError = %v, want %v: %.300q", tool, st.script, isErr, st.isError, out)
+		}
+		if strings.Contains(out, os.TempDir()+"/") || strings.Contains(out, s.runsDir) {
+			t.Errorf("%s %s: a host path reached the agent: %.300q", tool, st.script, out)
 		}
 		if st.check != nil {
 			st.check(t, out)
@@ -472,6 +552,9 @@ func runAttack(t *testing.T, s *httpServer, a attack, canary string) {
 	if r.Status != a.wantStatus || r.Success {
 		t.Errorf("result.json: status %q success %v (score %v, error %q), want status %q and no success",
 			r.Status, r.Success, r.Score, r.Error, a.wantStatus)
+	}
+	if a.after != nil {
+		a.after(t, dir)
 	}
 	if a.forbid != "" {
 		raw, _ := os.ReadFile(filepath.Join(dir, "result.json"))
