@@ -52,7 +52,7 @@ func TestReferenceBeatsBaseline(t *testing.T) {
 			if err != nil {
 				t.Fatalf("score reference: %v", err)
 			}
-			if same, ok := score.StarterScore(); ok {
+			if same, ok := score.StarterScore(task.Config.Direction); ok {
 				baseline = same // as the server judges a timed task
 			}
 			imp, ok := eval.Improvement(score.Score, baseline, task.Config.Direction)

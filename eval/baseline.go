@@ -235,7 +235,7 @@ func (b *Baselines) Judge(ctx context.Context, task *tasks.Task, out Outcome, r 
 		spread := m.Spread
 		info.Source, info.Measured, info.Runs, info.Spread, info.Contended = runlog.BaselineMeasured, &m.Score, m.Runs, &spread, m.Contended
 	}
-	if same, ok := out.StarterScore(); ok {
+	if same, ok := out.StarterScore(task.Config.Direction); ok {
 		baseline, have = same, true
 		info.Source, info.StarterScores = runlog.BaselineFromSameRun, out.Starter
 	}

@@ -35,7 +35,7 @@ type Result struct {
 	Baseline    *float64 `json:"baseline,omitempty"`
 	Improvement *float64 `json:"improvement,omitempty"`
 	// Scores are the submission's scores in each round of a timed task's
-	// eval; Score is their median.
+	// eval; Score is the best of them in the task's direction.
 	Scores []float64 `json:"scores,omitempty"`
 	// BaselineInfo says where Baseline comes from and how it was measured.
 	BaselineInfo *BaselineInfo `json:"baseline_info,omitempty"`
@@ -68,7 +68,7 @@ type BaselineInfo struct {
 	Contended bool `json:"contended,omitempty"`
 	// StarterScores are the scores of the unchanged starter code in the
 	// submission's own eval run, alternating with the submission's rounds;
-	// Baseline is their median when Source is BaselineFromSameRun.
+	// Baseline is the best of them when Source is BaselineFromSameRun.
 	StarterScores []float64 `json:"starter_scores,omitempty"`
 }
 
