@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,29 +17,15 @@ const hiddenMarker = "HIDDEN-EVAL-SOURCE-7f3a"
 // fails, raises with its stderr, as real evals do.
 func leakyTask(tb testing.TB, yaml string) *tasks.Task {
 	tb.Helper()
-	dir := tb.TempDir()
-	files := map[string]string{
-		"t/env/train.py": "open('score.txt', 'w').write('1.0')\n",
+	return fixtureWith(tb, map[string]string{
 		"t/scripts/eval.py": "# " + hiddenMarker + "\nimport os, subprocess, sys\n" +
 			"def get_score(d):\n" +
 			"    p = subprocess.run([sys.executable, 'train.py'], cwd=d, capture_output=True, text=True)\n" +
 			"    if p.returncode:\n        raise RuntimeError('train.py failed: ' + p.stderr)\n" +
 			"    return float(open(os.path.join(d, 'score.txt')).read())\n" +
 			"# " + hiddenMarker + "\n", // at both ends, so that any part of a traceback has it
-		"t/scripts/research_problem.txt": "Write a big number.",
-		"t/task.yaml":                    yaml,
-	}
-	for p, c := range files {
-		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
-		if err := os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	task, err := tasks.NewCatalog(nil, dir, tb.TempDir()).Load(context.Background(), "t")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return task
+		"t/task.yaml": yaml,
+	})
 }
 
 // TestHostileEvalLeak submits a train.py that prints the hidden eval.py to

@@ -25,28 +25,7 @@ import (
 )
 
 // fixture writes a task whose eval reads score.txt.
-func fixture(tb testing.TB) *tasks.Task {
-	tb.Helper()
-	dir := tb.TempDir()
-	files := map[string]string{
-		"t/env/train.py":                 "open('score.txt', 'w').write('1.0')\n",
-		"t/env/small.txt":                "hello\n",
-		"t/scripts/eval.py":              "import os\ndef get_score(d):\n    return float(open(os.path.join(d, 'score.txt')).read())\n",
-		"t/scripts/research_problem.txt": "Write a big number.",
-		"t/task.yaml":                    "baseline: 0.5\n",
-	}
-	for p, c := range files {
-		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
-		if err := os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	task, err := tasks.NewCatalog(nil, dir, tb.TempDir()).Load(context.Background(), "t")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return task
-}
+func fixture(tb testing.TB) *tasks.Task { return fixtureWith(tb, nil) }
 
 // localProvider is a local sandbox backend in a temporary folder.
 func localProvider(tb testing.TB) *local.Provider {
