@@ -235,8 +235,7 @@ func populate(ctx context.Context, sb sandbox.Sandbox, task *tasks.Task, submiss
 	if err := restoreReadOnly(task, sub); err != nil {
 		return nil, err
 	}
-	if o, ok := sb.(sandbox.Owned); ok {
-		uid, gid := o.Owner()
+	if uid, gid, ok := sandbox.OwnerOf(sb); ok {
 		if err := sandbox.ChownTree(sub, uid, gid); err != nil {
 			return nil, fmt.Errorf("hand the submission to the sandbox user: %w", err)
 		}
@@ -296,8 +295,8 @@ func fingerprint(ws string, trusted []string) (map[string]fileID, error) {
 func seal(sb sandbox.Sandbox, trusted []string) error {
 	ws := sb.Workspace()
 	uid, gid := os.Geteuid(), -1
-	if o, ok := sb.(sandbox.Owned); ok && uid == 0 {
-		_, gid = o.Owner()
+	if _, owner, ok := sandbox.OwnerOf(sb); ok && uid == 0 {
+		gid = owner
 	}
 	fix := func(p string, dir bool) error {
 		mode := os.FileMode(0o644)

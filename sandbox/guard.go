@@ -58,9 +58,6 @@ func (g *Guard) Create(ctx context.Context, spec Spec) (Sandbox, error) {
 	w := &guarded{Sandbox: sb, g: g}
 	g.open[w] = struct{}{}
 	g.mu.Unlock()
-	if _, ok := sb.(Owned); ok {
-		return ownedGuarded{w}, nil
-	}
 	return w, nil
 }
 
@@ -106,11 +103,6 @@ func (w *guarded) Close() error {
 	return err
 }
 
-// Unwrap is the backend's sandbox. Optional interfaces other than Owned are
-// found through it.
+// Unwrap is the backend's sandbox, whose optional interfaces (Owned: see
+// OwnerOf) are found through it.
 func (w *guarded) Unwrap() Sandbox { return w.Sandbox }
-
-// ownedGuarded keeps the Owned interface of a backend's sandbox visible.
-type ownedGuarded struct{ *guarded }
-
-func (o ownedGuarded) Owner() (uid, gid int) { return o.Sandbox.(Owned).Owner() }

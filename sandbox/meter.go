@@ -34,12 +34,7 @@ func (p meteredProvider) Create(ctx context.Context, spec Spec) (Sandbox, error)
 	if err != nil {
 		return nil, err
 	}
-	ms := meteredSandbox{sb, p.m}
-	// Keep the optional interfaces of the inner sandbox visible.
-	if _, ok := sb.(Owned); ok {
-		return meteredOwned{ms}, nil
-	}
-	return ms, nil
+	return meteredSandbox{sb, p.m}, nil
 }
 
 type meteredSandbox struct {
@@ -54,9 +49,6 @@ func (s meteredSandbox) Exec(ctx context.Context, req ExecRequest) (ExecResult, 
 	return s.Sandbox.Exec(ctx, req)
 }
 
-// Unwrap returns the backend's own sandbox.
+// Unwrap returns the backend's own sandbox, whose optional interfaces
+// (Owned: see OwnerOf) are found through it.
 func (s meteredSandbox) Unwrap() Sandbox { return s.Sandbox }
-
-type meteredOwned struct{ meteredSandbox }
-
-func (s meteredOwned) Owner() (uid, gid int) { return s.Sandbox.(Owned).Owner() }

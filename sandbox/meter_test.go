@@ -37,7 +37,7 @@ func TestMeter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := sb.(Owned); ok {
+	if _, _, ok := OwnerOf(sb); ok {
 		t.Error("a sandbox that is not Owned became Owned")
 	}
 	var during int64
@@ -49,9 +49,16 @@ func TestMeter(t *testing.T) {
 		t.Errorf("activity = %d running, %d started, %d during an exec; want 0, 2, 1", running, started, during)
 	}
 	owned, _ := m.Wrap(meterProvider{owned: true}).Create(t.Context(), Spec{})
-	if o, ok := owned.(Owned); !ok {
-		t.Error("an Owned sandbox lost its owner when metered")
-	} else if uid, gid := o.Owner(); uid != 7 || gid != 8 {
-		t.Errorf("owner = %d:%d", uid, gid)
+	// Through a Guard too: OwnerOf unwraps every layer.
+	guard := NewGuard(m.Wrap(meterProvider{owned: true}))
+	defer guard.Close()
+	twice, err := guard.Create(t.Context(), Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sb := range []Sandbox{owned, twice} {
+		if uid, gid, ok := OwnerOf(sb); !ok || uid != 7 || gid != 8 {
+			t.Errorf("owner of a wrapped Owned sandbox = %d:%d, %v; want 7:8", uid, gid, ok)
+		}
 	}
 }

@@ -172,11 +172,29 @@ func Import(ctx context.Context, sb Sandbox, src, rel string) error {
 	if err := CopyDir(ctx, src, dst); err != nil {
 		return err
 	}
-	if o, ok := sb.(Owned); ok {
-		uid, gid := o.Owner()
+	if uid, gid, ok := OwnerOf(sb); ok {
 		return ChownTree(dst, uid, gid)
 	}
 	return nil
+}
+
+// OwnerOf is the user that sb's processes run as, when that is not the
+// server's: sb's own Owned interface or, for a wrapper (a Meter's, a
+// Guard's), that of the sandbox it wraps, found through Unwrap. Wrappers thus
+// need not re-expose every optional interface of what they wrap.
+func OwnerOf(sb Sandbox) (uid, gid int, ok bool) {
+	for sb != nil {
+		if o, isOwned := sb.(Owned); isOwned {
+			uid, gid = o.Owner()
+			return uid, gid, true
+		}
+		w, isWrapper := sb.(interface{ Unwrap() Sandbox })
+		if !isWrapper {
+			break
+		}
+		sb = w.Unwrap()
+	}
+	return 0, 0, false
 }
 
 // ErrClosed is returned by Exec on a sandbox that has been closed.

@@ -204,8 +204,8 @@ func (s *Server) newEpisode(ctx context.Context, agent string, task *tasks.Task)
 	}
 	ws, err := tools.OpenWorkspace(sb.Workspace(), task.ReadOnly)
 	if err == nil {
-		if o, ok := sb.(sandbox.Owned); ok {
-			ws.SetOwner(o.Owner())
+		if uid, gid, ok := sandbox.OwnerOf(sb); ok {
+			ws.SetOwner(uid, gid)
 		}
 	} else {
 		sb.Close()
