@@ -58,8 +58,15 @@ func TestHostileSnapshotDeepTree(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			src := t.TempDir()
 			dirtreetest.MakeChain(t, src, chain(tt.depth, tt.length), "leaf.txt", "bottom")
-			m := snapshotRestore(t, newTestLog(t), src, "final")
+			l := newTestLog(t)
+			m := snapshotRestore(t, l, src, "final")
 			last := m.Entries[len(m.Entries)-1]
+			// Each entry names its directory by index: the manifest grows
+			// with the entries, not with their depths (by full paths, 4000
+			// levels made 16 MB).
+			if info, err := os.Stat(l.manifestPath("final")); err != nil || info.Size() > int64((tt.depth+1)*(tt.length+200)) {
+				t.Errorf("manifest of %d levels of %d-byte names: %v bytes, %v", tt.depth, tt.length, info.Size(), err)
+			}
 			if len(m.Entries) != tt.depth+1 || len(last.Path) <= unix.PathMax || last.Type != TypeFile {
 				t.Fatalf("%d entries, last %q (%d bytes), want %d entries ending in a file deeper than PATH_MAX",
 					len(m.Entries), dirtree.ShortPath(last.Path), len(last.Path), tt.depth+1)
@@ -210,6 +217,45 @@ func BenchmarkSnapshotDeep(b *testing.B) {
 			}
 			if fi, err := os.Stat(l.manifestPath("s1")); err == nil {
 				b.ReportMetric(float64(fi.Size())/1e6, "manifest-MB")
+			}
+		})
+	}
+}
+
+// TestManifestNesting checks the wire form's references to a directory
+// listed earlier: they read back as full paths, and a hand-edited manifest
+// cannot use them to name something outside its tree or a path through a
+// file.
+func TestManifestNesting(t *testing.T) {
+	m := Manifest{Name: "s", Entries: []Entry{
+		{Path: "a", Type: TypeDir}, {Path: "a/b\xff", Type: TypeDir}, {Path: "a/b\xff/c.txt", Type: TypeFile},
+		{Path: "top.txt", Type: TypeFile}, {Path: "x/orphan.txt", Type: TypeFile},
+	}}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Manifest
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.Entries {
+		if back.Entries[i].Path != m.Entries[i].Path {
+			t.Errorf("entry %d: %q read back as %q (wire %s)", i, m.Entries[i].Path, back.Entries[i].Path, raw)
+		}
+	}
+	bad := []struct{ name, entries string }{
+		{"forward reference", `[{"path":"a","type":"file","in":2},{"path":"d","type":"dir"}]`},
+		{"not a directory", `[{"path":"f","type":"file"},{"path":"a","type":"file","in":1}]`},
+		{"negative", `[{"path":"a","type":"file","in":-1}]`},
+		{"dot dot", `[{"path":"d","type":"dir"},{"path":"..","type":"dir","in":1}]`},
+		{"slash in a name", `[{"path":"d","type":"dir"},{"path":"../x","type":"file","in":1}]`},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			var m Manifest
+			if err := json.Unmarshal([]byte(`{"name":"s","entries":`+tc.entries+`}`), &m); err == nil {
+				t.Errorf("accepted %s as %+v", tc.entries, m.Entries)
 			}
 		})
 	}

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -65,40 +64,63 @@ type Manifest struct {
 	Entries []Entry   `json:"entries"`
 }
 
-// plainManifest is Manifest without its JSON methods.
-type plainManifest Manifest
-
-// MarshalJSON stores names that are not valid UTF-8 losslessly, in base64:
-// encoding/json would turn their odd bytes into U+FFFD, so that two such
-// names collide and one alone is restored under another name.
-func (m Manifest) MarshalJSON() ([]byte, error) { return json.Marshal(m.wire()) }
-
-// wire returns m as it is written, with base64 names where needed.
-func (m Manifest) wire() plainManifest {
-	p := plainManifest(m)
-	copied := false
-	for i, e := range m.Entries {
-		if utf8.ValidString(e.Path) && utf8.ValidString(e.Target) {
-			continue
-		}
-		if !copied {
-			p.Entries, copied = slices.Clone(m.Entries), true
-		}
-		p.Entries[i].Path, p.Entries[i].PathB64 = encodeName(e.Path)
-		p.Entries[i].Target, p.Entries[i].TargetB64 = encodeName(e.Target)
-	}
-	return p
+// wireManifest is a Manifest as written.
+type wireManifest struct {
+	Name    string      `json:"name"`
+	Time    time.Time   `json:"time"`
+	Entries []wireEntry `json:"entries"`
 }
 
-// UnmarshalJSON reads what MarshalJSON writes; manifests from before
-// PathB64 existed read as they always did.
+// wireEntry is an Entry as written. An entry of a directory listed before it
+// names that directory by In (its index plus one) and holds only its own name
+// in Path, so that a manifest grows with the number of entries, not with the
+// sum of their depths: by full paths, a chain of 4,000 nested directories
+// made a 16 MB manifest on every step. In is 0 for top-level entries and in
+// manifests written before it existed, whose paths are full.
+//
+// A name or target that is not valid UTF-8 is also stored in base64
+// (PathB64, TargetB64): encoding/json would turn its odd bytes into U+FFFD,
+// so that two such names would collide and one alone would be restored
+// under another name.
+type wireEntry struct {
+	Entry
+	In int `json:"in,omitempty"`
+}
+
+// MarshalJSON writes m in its wire form.
+func (m Manifest) MarshalJSON() ([]byte, error) { return json.Marshal(m.wire()) }
+
+// wire returns m as it is written.
+func (m Manifest) wire() wireManifest {
+	w := wireManifest{Name: m.Name, Time: m.Time, Entries: make([]wireEntry, len(m.Entries))}
+	dirs := map[string]int{} // a directory's path -> its index plus one
+	for i, e := range m.Entries {
+		we := wireEntry{Entry: e}
+		if j := strings.LastIndexByte(e.Path, '/'); j > 0 {
+			if in, ok := dirs[e.Path[:j]]; ok {
+				we.In, we.Path = in, e.Path[j+1:]
+			}
+		}
+		if e.Type == TypeDir {
+			dirs[e.Path] = i + 1
+		}
+		we.Path, we.PathB64 = encodeName(we.Path)
+		we.Target, we.TargetB64 = encodeName(e.Target)
+		w.Entries[i] = we
+	}
+	return w
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, and manifests from before In
+// and PathB64 existed as they always read.
 func (m *Manifest) UnmarshalJSON(data []byte) error {
-	var p plainManifest
-	if err := json.Unmarshal(data, &p); err != nil {
+	var w wireManifest
+	if err := json.Unmarshal(data, &w); err != nil {
 		return err
 	}
-	for i := range p.Entries {
-		e := &p.Entries[i]
+	entries := make([]Entry, len(w.Entries))
+	for i, we := range w.Entries {
+		e := we.Entry
 		var err error
 		if e.Path, err = decodeName(e.Path, e.PathB64); err != nil {
 			return fmt.Errorf("entry %d path: %w", i, err)
@@ -107,8 +129,18 @@ func (m *Manifest) UnmarshalJSON(data []byte) error {
 			return fmt.Errorf("entry %d target: %w", i, err)
 		}
 		e.PathB64, e.TargetB64 = "", ""
+		if we.In != 0 {
+			if we.In < 0 || we.In > i || entries[we.In-1].Type != TypeDir {
+				return fmt.Errorf("entry %d: in %d is not a directory listed before it", i, we.In)
+			}
+			if e.Path == "" || e.Path == "." || e.Path == ".." || strings.ContainsRune(e.Path, '/') {
+				return fmt.Errorf("entry %d: %q is not a name", i, e.Path)
+			}
+			e.Path = entries[we.In-1].Path + "/" + e.Path
+		}
+		entries[i] = e
 	}
-	*m = Manifest(p)
+	*m = Manifest{Name: w.Name, Time: w.Time, Entries: entries}
 	return nil
 }
 
