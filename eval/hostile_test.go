@@ -32,13 +32,7 @@ func eachBackend(t *testing.T, test func(t *testing.T, p sandbox.Provider)) {
 	})
 	t.Run("docker", func(t *testing.T) {
 		cli := testenv.Docker(t)
-		img := os.Getenv("MLAB_IMAGE")
-		if img == "" {
-			img = docker.ImageTag(docker.ImageSpec{Variant: "base"})
-		}
-		if _, err := cli.ImageInspect(t.Context(), img); err != nil {
-			testenv.Absent(t, "runtime image %s not built (make image): %v", img, err)
-		}
+		img := testenv.Image(t, cli, docker.ImageTag(docker.ImageSpec{Variant: "base"}))
 		p, err := docker.New(t.Context(), docker.Options{Client: cli, Image: img, Root: t.TempDir(), Logger: zerolog.Nop()})
 		if err != nil {
 			t.Fatal(err)

@@ -52,13 +52,7 @@ func (d *dyingSandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandb
 
 func dockerProvider(t *testing.T) (*docker.Provider, func(t *testing.T, sb sandbox.Sandbox)) {
 	cli := testenv.Docker(t)
-	img := os.Getenv("MLAB_IMAGE")
-	if img == "" {
-		img = docker.ImageTag(docker.ImageSpec{Variant: "base"})
-	}
-	if _, err := cli.ImageInspect(t.Context(), img); err != nil {
-		testenv.Absent(t, "runtime image %s not built (make image): %v", img, err)
-	}
+	img := testenv.Image(t, cli, docker.ImageTag(docker.ImageSpec{Variant: "base"}))
 	p, err := docker.New(t.Context(), docker.Options{Client: cli, Image: img, Root: t.TempDir(), Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)

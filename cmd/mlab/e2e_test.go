@@ -675,10 +675,7 @@ func testImage() string {
 func eachBackend(t *testing.T, test func(t *testing.T, backend string)) {
 	t.Run("local", func(t *testing.T) { test(t, "local") })
 	t.Run("docker", func(t *testing.T) {
-		cli := testenv.Docker(t)
-		if _, err := cli.ImageInspect(t.Context(), testImage()); err != nil {
-			testenv.Absent(t, "runtime image %s not built (make image): %v", testImage(), err)
-		}
+		testenv.Image(t, testenv.Docker(t), testImage())
 		test(t, "docker")
 	})
 }

@@ -45,3 +45,18 @@ func Absent(tb testing.TB, format string, args ...any) {
 	}
 	tb.Skipf(format, args...)
 }
+
+// Image returns the docker runtime image tests run in, MLAB_IMAGE or else
+// defaultTag (the base image `make image` builds), or skips the test (fails
+// it under MLAB_REQUIRE_DOCKER=1) when the engine behind cli does not have it.
+func Image(tb testing.TB, cli *client.Client, defaultTag string) string {
+	tb.Helper()
+	img := os.Getenv("MLAB_IMAGE")
+	if img == "" {
+		img = defaultTag
+	}
+	if _, err := cli.ImageInspect(tb.Context(), img); err != nil {
+		Absent(tb, "runtime image %s not built (make image): %v", img, err)
+	}
+	return img
+}

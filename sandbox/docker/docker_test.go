@@ -78,14 +78,7 @@ func TestContainerConfig(t *testing.T) {
 // image `make image` builds.
 func testImage(t testing.TB, cli *client.Client) string {
 	t.Helper()
-	img := os.Getenv("MLAB_IMAGE")
-	if img == "" {
-		img = ImageTag(ImageSpec{Variant: "base"})
-	}
-	if _, err := cli.ImageInspect(t.Context(), img); err != nil {
-		testenv.Absent(t, "runtime image %s not built (make image): %v", img, err)
-	}
-	return img
+	return testenv.Image(t, cli, ImageTag(ImageSpec{Variant: "base"}))
 }
 
 func newProvider(t testing.TB, opts Options) (*Provider, *client.Client) {
