@@ -260,7 +260,7 @@ func (ep *episode) begin(tool string) (step int, refusal string) {
 	defer ep.mu.Unlock()
 	ep.active = time.Now()
 	if ep.finished {
-		return 0, "this episode is over (" + ep.ended + "), so no more tools can be used"
+		return 0, endedError(ep.ended).Error()
 	}
 	if tool != "final_answer" {
 		if ep.steps >= ep.budgets.MaxSteps {
@@ -352,10 +352,12 @@ func (ep *episode) submit(ctx context.Context, answer string) (runlog.Result, er
 		r.Error = eval.Reason(err)
 		ep.logger.Warn().Err(err).Msg("submission not scored")
 	default:
+		unjudged := r
 		berr := ep.srv.opts.Baselines.Judge(ctx, ep.task, outcome, &r)
 		if berr != nil && ep.srv.stopping.Load() {
-			r.Status, r.Score, r.Scores, r.Baseline, r.BaselineInfo, r.Improvement, r.Success = runlog.StatusAborted, nil, nil, nil, nil, nil, false
-			r.Error = stoppedReason
+			// Nothing of a judgement cut short is kept.
+			r = unjudged
+			r.Status, r.Error = runlog.StatusAborted, stoppedReason
 			break
 		}
 		if berr != nil {
