@@ -19,7 +19,9 @@ const (
 // Result is result.json. Pointers are for values that may be absent, so that
 // a zero score is distinguishable from no score.
 type Result struct {
-	RunID     string `json:"run_id"`
+	RunID string `json:"run_id"`
+	// EpisodeID is the episode's handle; absent in runs before handles.
+	EpisodeID string `json:"episode_id,omitempty"`
 	Task      string `json:"task"`
 	SessionID string `json:"session_id"`
 	Agent     string `json:"agent,omitempty"` // client name/version as reported in initialize
@@ -45,6 +47,19 @@ type Result struct {
 	Error        string        `json:"error,omitempty"`
 	StartedAt    time.Time     `json:"started_at"`
 	EndedAt      *time.Time    `json:"ended_at,omitempty"`
+	// Parent names the run a fork or a resume started from.
+	Parent *Parent `json:"parent,omitempty"`
+}
+
+// Parent is the run an episode was forked or resumed from.
+type Parent struct {
+	RunID string `json:"run_id"`
+	// Step is the parent's step whose snapshot the workspace started from,
+	// Snapshot that snapshot's manifest name.
+	Step     int    `json:"step"`
+	Snapshot string `json:"snapshot"`
+	// Resumed is set for a resume of an aborted run, unset for a fork.
+	Resumed bool `json:"resumed,omitempty"`
 }
 
 // Baseline sources.

@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 	"github.com/rs/zerolog"
 
@@ -77,18 +76,23 @@ func NewGateway(opts Options, hopts HTTPOptions) (*Gateway, error) {
 		hopts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	g := &Gateway{opts: opts, hopts: hopts, log: opts.Logger, start: time.Now(), endpoints: map[string]*endpoint{}, sessions: newSessions()}
+	g.opts.registry = newRegistry()
 	if _, err := g.endpoint(""); err != nil {
 		return nil, err
 	}
 	return g, nil
 }
 
+// episodeScope is the endpoint key, and session scope, of an episode's own
+// endpoint; task names cannot hold a slash, so it is told from a task's.
+func episodeScope(id string) string { return "/episodes/" + id }
+
 // endpoint returns the endpoint of a task ("" for the default), creating it.
 func (g *Gateway) endpoint(task string) (*endpoint, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
-		return nil, errors.New("the server is shutting down")
+		return nil, errShuttingDown
 	}
 	if ep, ok := g.endpoints[task]; ok {
 		return ep, nil
@@ -103,18 +107,61 @@ func (g *Gateway) endpoint(task string) (*endpoint, error) {
 		opts.Task = t
 		prefix = "/tasks/" + task
 	}
+	return g.build(task, prefix, opts)
+}
+
+// episodeEndpoint returns the endpoint of episode id for the token tok,
+// creating it; the episode must be one tok may use.
+func (g *Gateway) episodeEndpoint(id string, tok tokenHash) (*endpoint, error) {
+	e, err := g.opts.registry.lookup(id, tok)
+	if err != nil {
+		return nil, err
+	}
+	key := episodeScope(id)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil, errShuttingDown
+	}
+	if ep, ok := g.endpoints[key]; ok {
+		return ep, nil
+	}
+	g.pruneEpisodeEndpoints()
+	opts := g.opts
+	opts.Task, opts.episode = e.ep.Task(), id
+	// The episode's own endpoint reaps nothing: the server that created
+	// the episode does.
+	opts.IdleTimeout = 0
+	return g.build(key, key, opts)
+}
+
+// pruneEpisodeEndpoints drops the endpoints of episodes the registry has
+// forgotten. Callers hold g.mu.
+func (g *Gateway) pruneEpisodeEndpoints() {
+	for key, ep := range g.endpoints {
+		if ep.srv.fixed == "" {
+			continue
+		}
+		if _, err := g.opts.registry.lookupAny(ep.srv.fixed); err != nil {
+			delete(g.endpoints, key)
+			go ep.close(context.Background())
+		}
+	}
+}
+
+// build makes the endpoint of key (a task, "" or an episode scope) serving
+// under prefix. Callers hold g.mu.
+func (g *Gateway) build(key, prefix string, opts Options) (*endpoint, error) {
 	srv, err := New(opts)
 	if err != nil {
 		return nil, err
 	}
-	scope := sessionScope{g.sessions, task}
+	scope := sessionScope{g.sessions, key}
 	ep := &endpoint{
 		srv: srv,
+		// Every revision is served on the same endpoint: 2025 clients by
+		// their MCP session, 2026-07-28 clients by episode handles.
 		streamable: mcpserver.NewStreamableHTTPServer(srv.MCP(), mcpserver.WithHeartbeatInterval(30*time.Second),
-			// An episode and its sandbox belong to an MCP session; protocol
-			// 2026-07-28 has no sessions on HTTP, so clients are held to the
-			// revisions that do.
-			mcpserver.WithStreamableHTTPProtocolVersions(mcp.ProtocolVersion20251125, mcp.ProtocolVersion20250618, mcp.ProtocolVersion20250326),
 			// Ids are handed out, checked and ended by our table, which
 			// binds each to its token; mcp-go's default accepts any id of
 			// the right form.
@@ -126,8 +173,21 @@ func (g *Gateway) endpoint(task string) (*endpoint, error) {
 			mcpserver.WithSessionIDGenerator(scope.sseSessionID)),
 	}
 	srv.dropTransport = func(id string) { dropStreamable(ep.streamable, id) }
-	g.endpoints[task] = ep
+	g.endpoints[key] = ep
 	return ep, nil
+}
+
+// close stops one endpoint.
+func (ep *endpoint) close(ctx context.Context) error {
+	ep.srv.Shutdown(ctx)
+	var errs []error
+	if err := ep.streamable.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("shut down streamable HTTP: %w", err))
+	}
+	if err := ep.sse.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("shut down SSE: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 // ServeHTTP implements http.Handler.
@@ -174,7 +234,15 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		g.opts.Metrics.Handler().ServeHTTP(w, r)
 		return
 	}
+	// The tools learn the request's token from its context: an episode
+	// handle works only with the token that created it.
+	r = r.WithContext(ctxWithToken(r.Context(), tokenOf(r)))
+	if strings.HasPrefix(r.URL.Path, adminPrefix) {
+		g.admin(w, r)
+		return
+	}
 	task, rest := "", r.URL.Path
+	var handle string
 	if after, ok := strings.CutPrefix(r.URL.Path, "/tasks/"); ok {
 		name, sub, found := strings.Cut(after, "/")
 		if !found || name == "" {
@@ -182,6 +250,13 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		task, rest = name, "/"+sub
+	} else if after, ok := strings.CutPrefix(r.URL.Path, "/episodes/"); ok {
+		id, sub, found := strings.Cut(after, "/")
+		if !found || id == "" {
+			http.NotFound(w, r)
+			return
+		}
+		handle, task, rest = id, episodeScope(id), "/"+sub
 	}
 	if rest != "/mcp" && rest != "/sse" && rest != "/message" {
 		http.NotFound(w, r)
@@ -190,9 +265,15 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	if !g.checkSession(w, r, task, rest) {
 		return
 	}
-	ep, err := g.endpoint(task)
+	var ep *endpoint
+	var err error
+	if handle != "" {
+		ep, err = g.episodeEndpoint(handle, tokenOf(r))
+	} else {
+		ep, err = g.endpoint(task)
+	}
 	switch {
-	case errors.Is(err, tasks.ErrNotFound):
+	case errors.Is(err, tasks.ErrNotFound), errors.Is(err, errNoSuchEpisode):
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	case err != nil:
@@ -287,13 +368,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 	g.mu.Unlock()
 	var errs []error
 	for _, ep := range eps {
-		ep.srv.Shutdown(ctx)
-		if err := ep.streamable.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("shut down streamable HTTP: %w", err))
-		}
-		if err := ep.sse.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("shut down SSE: %w", err))
-		}
+		errs = append(errs, ep.close(ctx))
 	}
 	return errors.Join(errs...)
 }

@@ -38,11 +38,12 @@ func (s *Server) endedReason(id string) (string, bool) {
 	return t.reason, ok
 }
 
-// reapIdle ends the episodes that have had no tool call running and none
-// started for timeout, so an abandoned client does not hold a sandbox
-// forever, and drops their transport sessions, so that the transport does
-// not keep a vanished client's state forever either. A call in progress (a
-// long training run) keeps its episode alive however long it takes.
+// reapIdle ends the episodes this server created that have had no tool call
+// running and none started for timeout, so an abandoned client does not
+// hold a sandbox forever, and drops the transport sessions they were bound
+// to, so that the transport does not keep a vanished client's state forever
+// either. A call in progress (a long training run) keeps its episode alive
+// however long it takes.
 func (s *Server) reapIdle(timeout time.Duration) {
 	t := time.NewTicker(max(timeout/4, 100*time.Millisecond))
 	defer t.Stop()
@@ -51,17 +52,17 @@ func (s *Server) reapIdle(timeout time.Duration) {
 		case <-s.stop:
 			return
 		case now := <-t.C:
-			s.mu.Lock()
-			var idle []string
-			for id, ep := range s.episodes {
-				if ep.idle(now, timeout) {
-					idle = append(idle, id)
+			for _, e := range s.reg.of(s) {
+				if e.ep.Finished() || !e.ep.Idle(now, timeout) {
+					continue
 				}
-			}
-			s.mu.Unlock()
-			for _, id := range idle {
-				s.endSession(id, "the session was idle for longer than "+timeout.String())
-				s.dropTransport(id)
+				reason := idleReason(timeout)
+				if e.session != "" {
+					s.endSession(e.session, reason)
+					s.dropTransport(e.session)
+					continue
+				}
+				e.ep.Close(reason)
 			}
 		}
 	}

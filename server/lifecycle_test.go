@@ -18,6 +18,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/rs/zerolog"
 
+	"github.com/mlab/mlab/episode"
 	"github.com/mlab/mlab/eval"
 	"github.com/mlab/mlab/internal/proc"
 	"github.com/mlab/mlab/runlog"
@@ -168,7 +169,7 @@ func TestHostileDeleteDuringFinalAnswer(t *testing.T) {
 	<-p.entered // the eval runs
 	// The submission copy records its owner, so that a later server
 	// removes it should this one die now.
-	subs, _ := filepath.Glob(filepath.Join(tmp, submissionPrefix+"*"))
+	subs, _ := filepath.Glob(filepath.Join(tmp, episode.SubmissionPrefix+"*"))
 	if len(subs) != 1 {
 		t.Fatalf("submission copies: %v", subs)
 	}
@@ -323,7 +324,7 @@ func TestHostileShutdownDuringScoring(t *testing.T) {
 			poll(t, "the "+tc.name+" script to die", func() bool {
 				return exec.Command("pgrep", "-f", "sleep "+marker(tc.name)).Run() != nil
 			})
-			if left, _ := filepath.Glob(filepath.Join(root, submissionPrefix+"*")); len(left) > 0 {
+			if left, _ := filepath.Glob(filepath.Join(root, episode.SubmissionPrefix+"*")); len(left) > 0 {
 				t.Errorf("submission copies left: %v", left)
 			}
 			if sb, err := guard.Create(context.Background(), sandbox.Spec{}); err == nil {

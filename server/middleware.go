@@ -4,47 +4,39 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/mlab/mlab/episode"
 	"github.com/mlab/mlab/runlog"
 	"github.com/mlab/mlab/tools"
 )
 
-// Snapshot deadlines. A step's snapshot is mostly cached stats; the final
-// one may have to hash what changed in the last step, so it gets longer,
-// but neither may hold an episode forever.
-const (
-	stepSnapshotTimeout  = time.Minute
-	finalSnapshotTimeout = 5 * time.Minute
-)
-
-// record is the one middleware every tool call passes: it starts the
-// session's episode on first use, enforces the end of the episode and its
-// budgets, runs the tool, snapshots the workspace after tools that may change
-// it, and appends the step to the trace.
+// record is the one middleware every tool call passes: it finds the call's
+// episode (starting it on a pinned task's first call), enforces the end of
+// the episode and its budgets, runs the tool, and has the episode record the
+// step (a snapshot after tools that may change files, a trace line).
 func (s *Server) record(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		name := req.Params.Name
-		if name == "start_task" {
+		if !tools.OnEpisode(name) {
 			return next(ctx, req)
 		}
-		ep, err := s.episodeFor(ctx)
+		ep, err := s.resolve(ctx, tools.EpisodeID(req))
 		if err != nil {
 			s.opts.Metrics.toolCall(name, "refused", 0)
 			return mcp.NewToolResultError(err.Error()), nil
 		}
-		step, refusal := ep.begin(name)
+		step, refusal := ep.Begin(!tools.Submits(name))
 		if refusal != "" {
 			s.opts.Metrics.toolCall(name, "refused", 0)
 			return mcp.NewToolResultError(refusal), nil
 		}
-		defer ep.end()
+		defer ep.End()
 		start := time.Now()
-		res, err := next(ctx, req)
+		res, err := next(withEpisode(ctx, ep), req)
 		took := time.Since(start)
 
 		entry := runlog.Step{
@@ -60,53 +52,37 @@ func (s *Server) record(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFun
 				entry.Output = o.OutputPath()
 			}
 		}
-		if !s.readOnly(name) && name != "final_answer" && !ep.isFinished() {
-			// A step whose request was cancelled (a dropped client) still
-			// changed the workspace and is still recorded.
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stepSnapshotTimeout)
-			snap := fmt.Sprintf("step-%04d", step)
-			_, serr := ep.log.Snapshot(sctx, ep.sb.Workspace(), snap)
-			cancel()
-			if serr != nil {
-				ep.logger.Error().Err(serr).Int("step", step).Msg("snapshot")
-				if errors.Is(serr, runlog.ErrTooLarge) && res != nil {
-					// The agent made the tree too large to record; only it
-					// can fix that, and final_answer would fail the same way.
-					res.Content = append(res.Content, mcp.NewTextContent(
-						"warning: the workspace could not be recorded after this step, and final_answer will fail until it can: "+serr.Error()))
-				}
-			} else {
-				entry.Snapshot = snap
-			}
+		serr := ep.Record(ctx, entry, tools.ChangesFiles(name) && !tools.Submits(name))
+		if errors.Is(serr, runlog.ErrTooLarge) && res != nil {
+			// Only the agent can fix that, and final_answer would fail the
+			// same way.
+			res.Content = append(res.Content, mcp.NewTextContent(
+				"warning: the workspace could not be recorded after this step, and final_answer will fail until it can: "+serr.Error()))
 		}
 		outcome := "ok"
 		if entry.IsError {
 			outcome = "error"
 		}
 		s.opts.Metrics.toolCall(name, outcome, took)
-		if aerr := ep.log.Append(entry); aerr != nil {
-			ep.logger.Error().Err(aerr).Int("step", step).Msg("append trace")
-		}
-		ep.logger.Debug().Str("tool", name).Int("step", step).Bool("is_error", entry.IsError).
-			Dur("took", took).Msg("tool call")
 		return res, err
 	}
 }
 
-// readOnly reports whether a tool is annotated as leaving the workspace
-// unchanged, in which case no snapshot is needed after it.
-func (s *Server) readOnly(name string) bool {
-	t := s.mcp.GetTool(name)
-	return t != nil && t.Tool.Annotations.ReadOnlyHint != nil && *t.Tool.Annotations.ReadOnlyHint
+// episodeKey carries the episode the middleware resolved to the tools.
+type episodeKey struct{}
+
+func withEpisode(ctx context.Context, ep *episode.Episode) context.Context {
+	return context.WithValue(ctx, episodeKey{}, ep)
 }
 
-// session is the tools' view of the calling session's episode.
-func (s *Server) session(ctx context.Context) (*tools.Session, error) {
-	ep, err := s.episodeFor(ctx)
-	if err != nil {
-		return nil, err
+// session is the tools' view of the call's episode, as the middleware
+// resolved it.
+func (s *Server) session(ctx context.Context, _ string) (*tools.Session, error) {
+	ep, ok := ctx.Value(episodeKey{}).(*episode.Episode)
+	if !ok {
+		return nil, errors.New("no episode was resolved for this call")
 	}
-	return ep.tools, nil
+	return ep.Tools(), nil
 }
 
 func arguments(req mcp.CallToolRequest) json.RawMessage {

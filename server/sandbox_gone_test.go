@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/mlab/mlab/episode"
 	"github.com/mlab/mlab/internal/testenv"
 	"github.com/mlab/mlab/runlog"
 	"github.com/mlab/mlab/sandbox"
@@ -128,13 +129,13 @@ func TestHostileSandboxDies(t *testing.T) {
 				kill(t, sb)
 				text, isErr = callText(t, cs, "execute_script", map[string]any{"script_name": "train.py"})
 			}
-			if !isErr || !strings.Contains(text, "the sandbox is gone") || !strings.Contains(text, brokenReason) {
+			if !isErr || !strings.Contains(text, "the sandbox is gone") || !strings.Contains(text, episode.BrokenReason) {
 				t.Errorf("execute_script after the sandbox died: %q (error %v)", text, isErr)
 			}
 			if strings.Contains(text, sb.Workspace()) || strings.Contains(text, "daemon") {
 				t.Errorf("the reply shows the engine's error or a host path: %q", text)
 			}
-			if text, isErr := callText(t, cs, "final_answer", map[string]any{"final_answer": "done"}); !isErr || !strings.Contains(text, brokenReason) {
+			if text, isErr := callText(t, cs, "final_answer", map[string]any{"final_answer": "done"}); !isErr || !strings.Contains(text, episode.BrokenReason) {
 				t.Errorf("final_answer after the sandbox died: %q (error %v)", text, isErr)
 			}
 			dirs, _ := filepath.Glob(filepath.Join(srv.opts.RunsDir, "*"))
@@ -142,8 +143,8 @@ func TestHostileSandboxDies(t *testing.T) {
 				t.Fatalf("run dirs: %v", dirs)
 			}
 			r, err := runlog.ReadResult(dirs[0])
-			if err != nil || r.Status != runlog.StatusInvalid || r.Error != brokenReason || r.Success || r.Score != nil {
-				t.Errorf("result %+v (%v), want invalid, %q, no score", r, err, brokenReason)
+			if err != nil || r.Status != runlog.StatusInvalid || r.Error != episode.BrokenReason || r.Success || r.Score != nil {
+				t.Errorf("result %+v (%v), want invalid, %q, no score", r, err, episode.BrokenReason)
 			}
 		})
 	}

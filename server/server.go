@@ -18,6 +18,7 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 	"github.com/rs/zerolog"
 
+	"github.com/mlab/mlab/episode"
 	"github.com/mlab/mlab/eval"
 	"github.com/mlab/mlab/sandbox"
 	"github.com/mlab/mlab/tasks"
@@ -65,22 +66,30 @@ type Options struct {
 	// Version is reported in the server info.
 	Version string
 	Logger  zerolog.Logger
+
+	// registry is the gateway's table of episodes, shared by its
+	// endpoints; nil makes one of the server's own.
+	registry *registry
+	// episode pins a per-episode endpoint to that handle.
+	episode string
 }
 
-// Server is an MCP server for one task.
+// Server is an MCP server: a pinned task, the start_task lobby, or one
+// episode's own endpoint.
 type Server struct {
 	opts Options
 	mcp  *mcpserver.MCPServer
 	log  zerolog.Logger
-	stop chan struct{} // closed by Close, ends the idle reaper
+	env  *episode.Env
+	// reg holds the episodes by handle; a gateway's endpoints share it.
+	reg *registry
+	// fixed is the one episode a per-episode endpoint serves; "" elsewhere.
+	fixed string
+	stop  chan struct{} // closed by Close, ends the idle reaper
 	// work is cancelled when the server shuts down: submissions (eval,
 	// baseline) outlive their request, but not the server.
 	work       context.Context
 	cancelWork context.CancelFunc
-	// alive (under mu) holds the episodes not yet released, including those
-	// whose session ended while their submission was still being scored,
-	// so that shutdown can wait for them to be recorded.
-	alive map[*episode]struct{}
 	// transports counts the MCP sessions the transports have registered.
 	transports atomic.Int64
 	// dropTransport forgets a transport session whose episode the server
@@ -89,9 +98,11 @@ type Server struct {
 	// stopping is set once the server shuts down, stdio when it serves stdio.
 	stopping, stdio atomic.Bool
 
-	mu       sync.Mutex
-	episodes map[string]*episode // by MCP session id
-	starting map[string]*pending // sessions whose episode is being created
+	mu sync.Mutex
+	// bound lists the handles of the episodes each transport session
+	// started (stdio, 2025-revision sessions), by session id.
+	bound    map[string][]string
+	starting map[string]*pending // sessions whose first episode is being created
 	// ended remembers why recently ended sessions ended, so that a client
 	// calling again is told, rather than given a fresh episode.
 	ended  map[string]tombstone
@@ -106,13 +117,23 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:     opts,
 		log:      opts.Logger,
+		reg:      opts.registry,
+		fixed:    opts.episode,
 		stop:     make(chan struct{}),
-		episodes: map[string]*episode{},
+		bound:    map[string][]string{},
 		starting: map[string]*pending{},
 		ended:    map[string]tombstone{},
-		alive:    map[*episode]struct{}{},
+	}
+	if s.reg == nil {
+		s.reg = newRegistry()
 	}
 	s.work, s.cancelWork = context.WithCancel(context.Background())
+	s.env = &episode.Env{
+		Provider: opts.Provider, Scorer: opts.Scorer, Baselines: opts.Baselines,
+		RunsDir: opts.RunsDir, TempDir: opts.TempDir, Limits: opts.Limits.WithDefaults(),
+		GPUs: opts.GPUs, GPUWait: opts.GPUWait, ProgressEvery: opts.ProgressEvery,
+		Work: s.work, Stopping: s.stopping.Load, Logger: opts.Logger,
+	}
 	s.dropTransport = func(id string) { s.mcp.UnregisterSession(context.Background(), id) }
 	instructions, err := s.instructions()
 	if err != nil {
@@ -125,7 +146,7 @@ func New(opts Options) (*Server, error) {
 		// A stdio session's context ends only when the server stops; on
 		// HTTP it is the request's, so Close says when the server stops.
 		if s.stopping.Load() || (s.stdio.Load() && ctx.Err() != nil) {
-			reason = stoppedReason
+			reason = episode.StoppedReason
 		}
 		s.transports.Add(-1)
 		s.endSession(cs.SessionID(), reason)
@@ -142,9 +163,12 @@ func New(opts Options) (*Server, error) {
 	if opts.Task != nil {
 		s.addTextResource("mlab://task/research_problem", "research_problem",
 			"The research problem of task "+opts.Task.Name, func(context.Context) (string, error) { return opts.Task.Problem, nil })
-	} else {
-		s.mcp.AddTool(startTaskTool(), s.startTask)
 	}
+	if s.fixed == "" {
+		s.mcp.AddTool(startTaskTool(opts.IdleTimeout), s.startTask)
+	}
+	s.mcp.AddTool(statusTool(), s.episodeStatus)
+	s.addStatusResource()
 	if opts.Catalog != nil {
 		s.addTextResource("mlab://tasks", "tasks", "Every task this server hosts, with its metric and research problem", s.taskList)
 	}
@@ -223,9 +247,10 @@ func (s *Server) Close() {
 const shutdownGrace = 30 * time.Second
 
 // Shutdown stops the server: no episode starts any more, running scripts,
-// evals and baseline runs are cancelled, and every episode is recorded and
-// released. Episodes still not released when ctx ends are recorded as
-// aborted there and then; their sandboxes are the provider's to remove.
+// evals and baseline runs are cancelled, and every episode it created is
+// recorded and released. Episodes still not released when ctx ends are
+// recorded as aborted there and then; their sandboxes are the provider's to
+// remove.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.stopping.Store(true)
 	s.mu.Lock()
@@ -233,59 +258,26 @@ func (s *Server) Shutdown(ctx context.Context) {
 		close(s.stop)
 	}
 	s.closed = true
-	ids := make([]string, 0, len(s.episodes))
-	for id := range s.episodes {
-		ids = append(ids, id)
-	}
 	s.mu.Unlock()
 	s.cancelWork()
-	for _, id := range ids {
-		s.endSession(id, stoppedReason)
+	held := s.reg.of(s)
+	var wg sync.WaitGroup
+	for _, e := range held {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.ep.Close(episode.StoppedReason)
+		}()
 	}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		s.mu.Lock()
-		left := make([]*episode, 0, len(s.alive))
-		for ep := range s.alive {
-			left = append(left, ep)
-		}
-		s.mu.Unlock()
-		if len(left) == 0 {
-			return
-		}
+	wg.Wait()
+	for _, e := range held {
 		select {
-		case <-tick.C:
-			continue
+		case <-e.ep.Released():
 		case <-ctx.Done():
+			e.ep.AbortUnrecorded(episode.StoppedReason)
 		}
-		for _, ep := range left {
-			ep.abortUnrecorded(stoppedReason)
-		}
-		return
 	}
 }
-
-func (s *Server) endSession(id, reason string) {
-	s.mu.Lock()
-	ep := s.episodes[id]
-	delete(s.episodes, id)
-	if p := s.starting[id]; p != nil {
-		p.ended = reason
-	}
-	if ep != nil || s.starting[id] != nil {
-		s.bury(id, reason)
-	}
-	s.mu.Unlock()
-	if ep != nil {
-		ep.close(reason)
-	}
-}
-
-const stoppedReason = "the server stopped before final_answer"
-
-// submissionPrefix starts the names of submission copies' folders.
-const submissionPrefix = "mlab-submission-"
 
 func mergeBudgets(task, override tasks.Budgets) tasks.Budgets {
 	if override.MaxSteps > 0 {
@@ -314,12 +306,8 @@ func (w zerologWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// episodeCount is the number of sessions holding an episode.
-func (s *Server) episodeCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.episodes)
-}
+// episodeCount is the number of episodes the server created and holds.
+func (s *Server) episodeCount() int { return s.reg.held(s) }
 
 // TaskName is the pinned task, or "" for a start_task lobby.
 func (o Options) TaskName() string {

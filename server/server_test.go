@@ -126,9 +126,7 @@ func TestOneEpisodePerSession(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	srv.mu.Lock()
-	n := len(srv.episodes)
-	srv.mu.Unlock()
+	n := srv.episodeCount()
 	runs, _ := filepath.Glob(filepath.Join(srv.opts.RunsDir, "*"))
 	if n != 1 || len(runs) != 1 {
 		t.Errorf("8 concurrent first calls made %d episodes and %d run dirs, want 1", n, len(runs))

@@ -42,7 +42,7 @@ type Session struct {
 }
 
 // Lookup finds (or starts) the session of the current MCP request.
-type Lookup func(ctx context.Context) (*Session, error)
+type Lookup func(ctx context.Context, episodeID string) (*Session, error)
 
 // agentError is a failure the agent caused and can fix: it becomes a tool
 // result with isError set rather than a protocol error.
@@ -77,7 +77,7 @@ func tool[T any](name, description string, kind int, lookup Lookup, h handler[T]
 		if err := spec.bind(req, &args); err != nil {
 			return mcp.NewToolResultError(fmt.Sprintf("invalid arguments for %s: %v", name, err)), nil
 		}
-		s, err := lookup(ctx)
+		s, err := lookup(ctx, "")
 		if err != nil {
 			return mcp.NewToolResultError(err.Error()), nil
 		}

@@ -121,8 +121,20 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
-// connect opens an MCP session at path ("/mcp", "/sse", "/tasks/x/mcp").
+// connect opens an MCP session at path ("/mcp", "/sse", "/tasks/x/mcp")
+// with a client of a 2025 revision, which binds its episode to its MCP
+// session; connectAt picks the revision.
 func (s *httpServer) connect(t *testing.T, path, token string) (*harness, error) {
+	t.Helper()
+	return s.connectAt(t, path, token, legacyRevision)
+}
+
+// legacyRevision is the newest MCP revision with protocol sessions.
+const legacyRevision = "2025-11-25"
+
+// connectAt connects at path speaking protocol revision version ("" for
+// the client's default, 2026-07-28).
+func (s *httpServer) connectAt(t *testing.T, path, token, version string) (*harness, error) {
 	t.Helper()
 	client := &http.Client{}
 	if token != "" {
@@ -138,7 +150,7 @@ func (s *httpServer) connect(t *testing.T, path, token string) (*harness, error)
 	// it lives as long as the test.
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	cs, err := c.Connect(ctx, transport, nil)
+	cs, err := c.Connect(ctx, transport, &mcp.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
 		return nil, err
 	}
@@ -185,11 +197,14 @@ func TestHTTPTransports(t *testing.T) {
 					t.Errorf("tasks resource: %+v, %v", rr, err)
 				}
 				l.mustFail(t, "list_files", map[string]any{}, "call start_task")
-				l.mustFail(t, "start_task", map[string]any{"task_name": "nope"}, "not found")
-				l.mustOK(t, "start_task", map[string]any{"task_name": "fixture"}, "largest number")
-				l.mustFail(t, "start_task", map[string]any{"task_name": "fixture"}, "already works on task")
+				l.mustFail(t, "start_task", map[string]any{"task": "nope"}, "not found")
+				l.mustOK(t, "start_task", map[string]any{"task": "fixture"}, "largest number")
 				l.mustOK(t, "execute_script", map[string]any{"script_name": "train.py"}, "training")
 				l.mustOK(t, "final_answer", map[string]any{"final_answer": "x"}, "score = 0.5")
+				// A second start_task in the session starts a second episode;
+				// with two, a call must say which it means.
+				l.mustOK(t, "start_task", map[string]any{"task": "fixture"}, "episode_id: ")
+				l.mustFail(t, "list_files", map[string]any{}, "this session holds 2 episodes")
 			})
 		})
 	}

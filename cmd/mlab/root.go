@@ -64,7 +64,7 @@ func newRootCmd() *cobra.Command {
 	f.StringVar(&c.gpus, "gpus", "", "GPUs sessions may lease: all (found with nvidia-smi), none, or indexes like 0,1")
 	f.Int64Var(&c.workspaceMiB, "workspace-size", c.plan.WorkspaceBytes>>20, "workspace quota in MiB, docker and local as root (default derived from this machine's free disk: see README)")
 	f.Float64Var(&c.cpus, "cpus", docker.DefaultCPUs, "CPUs each docker sandbox may use")
-	root.AddCommand(newServeCmd(c), newRunCmd(c), newTasksCmd(c), newGCCmd(), newImageCmd())
+	root.AddCommand(newServeCmd(c), newRunCmd(c), newTasksCmd(c), newGCCmd(), newImageCmd(), newEpisodeCmd())
 	return root
 }
 
