@@ -22,6 +22,7 @@ import (
 	"github.com/mlab/mlab/sandbox"
 	"github.com/mlab/mlab/tasks"
 	"github.com/mlab/mlab/tools"
+	"github.com/mlab/mlab/workspace"
 )
 
 // episode is one MCP session's attempt at the task.
@@ -30,7 +31,7 @@ type episode struct {
 	task    *tasks.Task
 	budgets tasks.Budgets
 	sb      sandbox.Sandbox
-	ws      *tools.Workspace
+	ws      *workspace.Workspace
 	log     *runlog.Log
 	tools   *tools.Session
 	gpus    *sandbox.GPULease
@@ -183,7 +184,7 @@ func (s *Server) newEpisode(ctx context.Context, agent string, task *tasks.Task)
 		return nil, fmt.Errorf("create run log: %w", err)
 	}
 	limits := s.opts.Limits.WithDefaults()
-	protected, err := tools.ReadOnlyFiles(task.EnvDir(), task.ReadOnly)
+	protected, err := workspace.ReadOnlyFiles(task.EnvDir(), task.ReadOnly)
 	if err != nil {
 		rl.Close()
 		return nil, fmt.Errorf("read-only files of %s: %w", task.Name, err)
@@ -202,7 +203,7 @@ func (s *Server) newEpisode(ctx context.Context, agent string, task *tasks.Task)
 		rl.Close()
 		return nil, fmt.Errorf("create sandbox: %w", err)
 	}
-	ws, err := tools.OpenWorkspace(sb.Workspace(), task.ReadOnly)
+	ws, err := workspace.Open(sb.Workspace(), task.ReadOnly)
 	if err == nil {
 		if uid, gid, ok := sandbox.OwnerOf(sb); ok {
 			ws.SetOwner(uid, gid)

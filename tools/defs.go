@@ -8,6 +8,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mlab/mlab/workspace"
 )
 
 // Argument types: their json names and jsonschema descriptions are the
@@ -115,8 +117,8 @@ func listFiles(_ context.Context, s *Session, _ mcp.CallToolRequest, a listFiles
 
 // listing is list_files' structured content.
 type listing struct {
-	DirPath string  `json:"dir_path"`
-	Entries []Entry `json:"entries"`
+	DirPath string            `json:"dir_path"`
+	Entries []workspace.Entry `json:"entries"`
 }
 
 func readFile(_ context.Context, s *Session, _ mcp.CallToolRequest, a readFileArgs) (string, any, error) {

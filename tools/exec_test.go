@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"encoding/json"
 	"math"
 	"strings"
 	"testing"
@@ -139,5 +140,28 @@ func TestHostileTimeoutOverflow(t *testing.T) {
 	// either: the largest Duration is still a bound.
 	if got, err := execTimeout(math.MaxInt, def, math.MaxInt64); err == nil && got <= 0 {
 		t.Errorf("execTimeout(MaxInt, limit MaxInt64) = %v, want an error or a positive timeout", got)
+	}
+}
+
+// TestHostileBindNumbers: numbers beyond what an argument's Go type holds
+// are refused when the arguments are bound, never wrapped or clamped.
+func TestHostileBindNumbers(t *testing.T) {
+	for _, raw := range []string{
+		`{"file_name":"a.py","offset":9223372036854775808}`,
+		`{"file_name":"a.py","limit":1e30}`,
+		`{"file_name":"a.py","offset":-9223372036854775809}`,
+	} {
+		var args readFileArgs
+		req := mcp.CallToolRequest{}
+		req.Params.RawArguments = json.RawMessage(raw)
+		if err := Bind(req, &args); err == nil || !strings.Contains(err.Error(), "must be an integer") {
+			t.Errorf("Bind(%s) = %v, want an integer error", raw, err)
+		}
+	}
+	var args executeArgs
+	req := mcp.CallToolRequest{}
+	req.Params.RawArguments = json.RawMessage(`{"script_name":"a.py","timeout_s":1e400}`)
+	if err := Bind(req, &args); err == nil {
+		t.Errorf("Bind(timeout_s 1e400) = nil, want an error")
 	}
 }

@@ -18,11 +18,12 @@ import (
 
 	"github.com/mlab/mlab/runlog"
 	"github.com/mlab/mlab/sandbox"
+	"github.com/mlab/mlab/workspace"
 )
 
 // Session is the episode a tool call acts on.
 type Session struct {
-	Workspace *Workspace
+	Workspace *workspace.Workspace
 	Sandbox   sandbox.Sandbox
 	// Python runs scripts inside the sandbox.
 	Python string

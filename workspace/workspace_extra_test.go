@@ -1,4 +1,4 @@
-package tools
+package workspace
 
 import (
 	"os"
@@ -13,7 +13,7 @@ func TestSetOwner(t *testing.T) {
 		t.Skip("changing owners needs root")
 	}
 	dir := t.TempDir()
-	w, err := OpenWorkspace(dir, nil)
+	w, err := Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package tools
+package workspace
 
 import (
 	"errors"
@@ -111,10 +111,10 @@ type version struct {
 	tooLarge bool // existed, but was larger than maxBackupBytes: data not kept
 }
 
-// OpenWorkspace opens the workspace at dir. readOnly holds the task's
+// Open opens the workspace at dir. readOnly holds the task's
 // read-only patterns (path.Match syntax, as in read_only_files.txt); blank
 // entries and lines starting with "#" are ignored.
-func OpenWorkspace(dir string, readOnly []string) (*Workspace, error) {
+func Open(dir string, readOnly []string) (*Workspace, error) {
 	patterns, err := cleanPatterns(readOnly)
 	if err != nil {
 		return nil, err
@@ -239,7 +239,7 @@ func ReadOnlyFiles(dir string, readOnly []string) ([]string, error) {
 	if len(readOnly) == 0 {
 		return nil, nil
 	}
-	w, err := OpenWorkspace(dir, readOnly)
+	w, err := Open(dir, readOnly)
 	if err != nil {
 		return nil, err
 	}

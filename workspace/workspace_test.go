@@ -1,4 +1,4 @@
-package tools
+package workspace
 
 import (
 	"errors"
@@ -27,7 +27,7 @@ func newWS(t *testing.T, readOnly []string, files map[string]string) (*Workspace
 			t.Fatal(err)
 		}
 	}
-	w, err := OpenWorkspace(dir, readOnly)
+	w, err := Open(dir, readOnly)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +368,7 @@ func TestReadOnlyPatterns(t *testing.T) {
 			}
 		})
 	}
-	if _, err := OpenWorkspace(dir, []string{"[abc"}); err == nil {
+	if _, err := Open(dir, []string{"[abc"}); err == nil {
 		t.Error("bad pattern accepted")
 	}
 }
