@@ -184,7 +184,12 @@ func (s *Server) newEpisode(ctx context.Context, agent string, task *tasks.Task)
 		return nil, fmt.Errorf("create run log: %w", err)
 	}
 	limits := s.opts.Limits.WithDefaults()
-	protected, err := workspace.ReadOnlyFiles(task.EnvDir(), task.ReadOnly)
+	readOnly, err := workspace.ParsePatterns(task.ReadOnly)
+	if err != nil {
+		rl.Close()
+		return nil, fmt.Errorf("read-only files of %s: %w", task.Name, err)
+	}
+	protected, err := workspace.ReadOnlyFiles(task.EnvDir(), readOnly)
 	if err != nil {
 		rl.Close()
 		return nil, fmt.Errorf("read-only files of %s: %w", task.Name, err)
@@ -203,7 +208,7 @@ func (s *Server) newEpisode(ctx context.Context, agent string, task *tasks.Task)
 		rl.Close()
 		return nil, fmt.Errorf("create sandbox: %w", err)
 	}
-	ws, err := workspace.Open(sb.Workspace(), task.ReadOnly)
+	ws, err := workspace.Open(sb.Workspace(), readOnly)
 	if err == nil {
 		if uid, gid, ok := sandbox.OwnerOf(sb); ok {
 			ws.SetOwner(uid, gid)

@@ -91,8 +91,8 @@ func definitions(lookup Lookup) []server.ServerTool {
 	}
 }
 
-func listFiles(_ context.Context, s *Session, _ mcp.CallToolRequest, a listFilesArgs) (string, any, error) {
-	entries, err := s.Workspace.List(a.DirPath)
+func listFiles(ctx context.Context, s *Session, _ mcp.CallToolRequest, a listFilesArgs) (string, any, error) {
+	entries, err := s.Workspace.List(ctx, a.DirPath)
 	if err != nil {
 		return "", nil, err
 	}
@@ -121,56 +121,56 @@ type listing struct {
 	Entries []workspace.Entry `json:"entries"`
 }
 
-func readFile(_ context.Context, s *Session, _ mcp.CallToolRequest, a readFileArgs) (string, any, error) {
+func readFile(ctx context.Context, s *Session, _ mcp.CallToolRequest, a readFileArgs) (string, any, error) {
 	if a.Offset < 0 || a.Limit < 0 {
 		return "", nil, errors.New("offset and limit must not be negative")
 	}
-	r, err := s.Workspace.Read(a.FileName, a.Offset, a.Limit)
+	r, err := s.Workspace.Read(ctx, a.FileName, a.Offset, a.Limit)
 	if err != nil {
 		return "", nil, err
 	}
 	return r.Text(), nil, nil
 }
 
-func writeFile(_ context.Context, s *Session, _ mcp.CallToolRequest, a writeFileArgs) (string, any, error) {
-	if err := s.Workspace.Write(a.FileName, a.Content); err != nil {
+func writeFile(ctx context.Context, s *Session, _ mcp.CallToolRequest, a writeFileArgs) (string, any, error) {
+	if err := s.Workspace.Write(ctx, a.FileName, a.Content); err != nil {
 		return "", nil, err
 	}
 	return fmt.Sprintf("wrote %s (%d bytes)", a.FileName, len(a.Content)), nil, nil
 }
 
-func appendFile(_ context.Context, s *Session, _ mcp.CallToolRequest, a appendFileArgs) (string, any, error) {
-	if err := s.Workspace.Append(a.FileName, a.Content); err != nil {
+func appendFile(ctx context.Context, s *Session, _ mcp.CallToolRequest, a appendFileArgs) (string, any, error) {
+	if err := s.Workspace.Append(ctx, a.FileName, a.Content); err != nil {
 		return "", nil, err
 	}
 	return fmt.Sprintf("appended %d bytes to %s", len(a.Content), a.FileName), nil, nil
 }
 
-func copyFile(_ context.Context, s *Session, _ mcp.CallToolRequest, a copyFileArgs) (string, any, error) {
-	if err := s.Workspace.Copy(a.Source, a.Destination); err != nil {
+func copyFile(ctx context.Context, s *Session, _ mcp.CallToolRequest, a copyFileArgs) (string, any, error) {
+	if err := s.Workspace.Copy(ctx, a.Source, a.Destination); err != nil {
 		return "", nil, err
 	}
 	return fmt.Sprintf("copied %s to %s", a.Source, a.Destination), nil, nil
 }
 
-func inspectLines(_ context.Context, s *Session, _ mcp.CallToolRequest, a inspectArgs) (string, any, error) {
-	text, total, err := s.Workspace.Lines(a.ScriptName, a.Start, a.End)
+func inspectLines(ctx context.Context, s *Session, _ mcp.CallToolRequest, a inspectArgs) (string, any, error) {
+	text, total, err := s.Workspace.Lines(ctx, a.ScriptName, a.Start, a.End)
 	if err != nil {
 		return "", nil, err
 	}
 	return fmt.Sprintf("%s has %d lines; showing %d-%d:\n%s", a.ScriptName, total, a.Start, min(a.End, total), text), nil, nil
 }
 
-func editScript(_ context.Context, s *Session, _ mcp.CallToolRequest, a editArgs) (string, any, error) {
+func editScript(ctx context.Context, s *Session, _ mcp.CallToolRequest, a editArgs) (string, any, error) {
 	var diff string
 	var err error
 	switch {
 	case a.OldText != "" && (a.Start != 0 || a.End != 0):
 		return "", nil, errors.New("give either old_text or start_line_number/end_line_number, not both")
 	case a.OldText != "":
-		diff, err = s.Workspace.Edit(a.ScriptName, a.OldText, a.NewText)
+		diff, err = s.Workspace.Edit(ctx, a.ScriptName, a.OldText, a.NewText)
 	case a.Start > 0:
-		diff, err = s.Workspace.ReplaceLines(a.ScriptName, a.Start, a.End, a.NewText)
+		diff, err = s.Workspace.ReplaceLines(ctx, a.ScriptName, a.Start, a.End, a.NewText)
 	default:
 		return "", nil, errors.New("give old_text (the exact text to replace) or start_line_number and end_line_number")
 	}
@@ -183,8 +183,8 @@ func editScript(_ context.Context, s *Session, _ mcp.CallToolRequest, a editArgs
 	return fmt.Sprintf("edited %s:\n%s", a.ScriptName, diff), nil, nil
 }
 
-func undoEdit(_ context.Context, s *Session, _ mcp.CallToolRequest, a undoArgs) (string, any, error) {
-	diff, err := s.Workspace.Undo(a.ScriptName)
+func undoEdit(ctx context.Context, s *Session, _ mcp.CallToolRequest, a undoArgs) (string, any, error) {
+	diff, err := s.Workspace.Undo(ctx, a.ScriptName)
 	if err != nil {
 		return "", nil, err
 	}

@@ -39,7 +39,7 @@ func executeScript(ctx context.Context, s *Session, req mcp.CallToolRequest, a e
 	}
 	// Resolving the script through the workspace gives the same path errors
 	// as every other tool, before anything starts.
-	if _, err := s.Workspace.Read(a.ScriptName, 0, 1); err != nil {
+	if _, err := s.Workspace.Read(ctx, a.ScriptName, 0, 1); err != nil {
 		return "", nil, err
 	}
 	timeout, err := execTimeout(a.TimeoutS, s.ExecTimeout, s.MaxExecTimeout)

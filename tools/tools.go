@@ -23,7 +23,9 @@ import (
 
 // Session is the episode a tool call acts on.
 type Session struct {
-	Workspace *workspace.Workspace
+	// Workspace holds the episode's files: a *workspace.Workspace on this
+	// host, or a backend that reaches them elsewhere.
+	Workspace workspace.Files
 	Sandbox   sandbox.Sandbox
 	// Python runs scripts inside the sandbox.
 	Python string

@@ -1,6 +1,7 @@
 package workspace
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
@@ -51,14 +52,14 @@ func (w *Workspace) change(clean, resolved string, cur *version, content string)
 // Edit replaces the one occurrence of old in name with new and returns a
 // unified diff of the change. old must occur exactly once. In a file with
 // CRLF line endings, old and new may use plain "\n".
-func (w *Workspace) Edit(name, old, new string) (diff string, err error) {
+func (w *Workspace) Edit(ctx context.Context, name, old, new string) (diff string, err error) {
 	if old == "" {
 		return "", newErr(nil, nil, "old_text is empty: copy the exact text to replace from the file")
 	}
 	if old == new {
 		return "", newErr(nil, nil, "new_text is the same as old_text: nothing to change")
 	}
-	if err := w.lock(); err != nil {
+	if err := w.lock(ctx); err != nil {
 		return "", err
 	}
 	defer w.mu.Unlock()
@@ -152,7 +153,7 @@ func occurrences(s, sub string) (n, first, steps int) {
 // start without replacing anything; start = total+1 appends. Empty text
 // deletes the lines. text is taken as whole lines: a final "\n" is added
 // unless it replaces a last line that had none.
-func (w *Workspace) ReplaceLines(name string, start, end int, text string) (diff string, err error) {
+func (w *Workspace) ReplaceLines(ctx context.Context, name string, start, end int, text string) (diff string, err error) {
 	if start < 1 {
 		return "", newErr(nil, nil, "start_line must be 1 or more (got %d); lines are numbered from 1", start)
 	}
@@ -161,7 +162,7 @@ func (w *Workspace) ReplaceLines(name string, start, end int, text string) (diff
 			"end_line (%d) is before start_line (%d); to insert before line %d without replacing anything, use end_line=%d",
 			end, start, start, start-1)
 	}
-	if err := w.lock(); err != nil {
+	if err := w.lock(ctx); err != nil {
 		return "", err
 	}
 	defer w.mu.Unlock()
@@ -206,8 +207,8 @@ func (w *Workspace) ReplaceLines(name string, start, end int, text string) (diff
 // did not exist then, and returns a unified diff from the current content
 // to the restored one. It can be called again to go further back, until
 // no earlier version is left.
-func (w *Workspace) Undo(name string) (diff string, err error) {
-	if err := w.lock(); err != nil {
+func (w *Workspace) Undo(ctx context.Context, name string) (diff string, err error) {
+	if err := w.lock(ctx); err != nil {
 		return "", err
 	}
 	defer w.mu.Unlock()

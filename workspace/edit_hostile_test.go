@@ -44,10 +44,11 @@ func TestHostileEditOccurrenceCount(t *testing.T) {
 // with the workspace lock held; it must now finish well inside the test
 // timeout and say how often the text occurs.
 func TestHostileEditLarge(t *testing.T) {
+	ctx := t.Context()
 	for _, tc := range hostileEditCases {
 		t.Run(tc.name, func(t *testing.T) {
 			w, _ := newWS(t, nil, map[string]string{"big.txt": tc.content})
-			_, err := w.Edit("big.txt", tc.old, "z")
+			_, err := w.Edit(ctx, "big.txt", tc.old, "z")
 			want := naiveCount(tc.content, tc.old, 2)
 			switch {
 			case want == 0:
