@@ -105,28 +105,82 @@ func TestUnifiedDiffTable(t *testing.T) {
 	}
 }
 
-// applyOps rebuilds both sides from an edit script, to check that it is a
-// valid one.
-func applyOps(t *testing.T, a, b []string, ops []diffOp) {
+// applyDiff applies a unified diff to old, checking every context and
+// removed line against old, so that a diff that does not describe old
+// fails: it is an independent reading of the format, not udiff's own.
+func applyDiff(t *testing.T, old, diff string) string {
 	t.Helper()
-	var ra, rb []string
-	for _, op := range ops {
-		switch op.kind {
-		case opEqual:
-			if a[op.ai] != b[op.bi] {
-				t.Fatalf("equal op pairs different lines %q and %q", a[op.ai], b[op.bi])
+	if diff == "" {
+		return old
+	}
+	a := splitLines(old)
+	var out []string
+	lines := strings.SplitAfter(diff, "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "--- ") || !strings.HasPrefix(lines[1], "+++ ") {
+		t.Fatalf("diff has no headers:\n%s", diff)
+	}
+	ai := 0 // next line of a to use
+	// last is the line just written, so that a following "\ No newline"
+	// marker can drop its "\n"; lastOld is set when it came from old.
+	last, lastOld := (*string)(nil), false
+	for _, l := range lines[2:] {
+		if l == "" {
+			continue
+		}
+		switch l[0] {
+		case '@':
+			var os, ol, ns, nl int
+			if _, err := fmt.Sscanf(hunkHeader(l), "-%d,%d +%d,%d", &os, &ol, &ns, &nl); err != nil {
+				t.Fatalf("bad hunk header %q: %v", l, err)
 			}
-			ra = append(ra, a[op.ai])
-			rb = append(rb, b[op.bi])
-		case opDelete:
-			ra = append(ra, a[op.ai])
-		case opInsert:
-			rb = append(rb, b[op.bi])
+			start := os - 1
+			if ol == 0 {
+				start = os // an empty range is numbered by the line before it
+			}
+			if start < ai {
+				t.Fatalf("hunk %q goes backwards", l)
+			}
+			out = append(out, a[ai:start]...)
+			ai = start
+			last = nil
+		case ' ', '-':
+			if ai >= len(a) {
+				t.Fatalf("diff line %q is past the end of old", l)
+			}
+			want := a[ai]
+			if got := l[1:]; got != want && got != want+"\n" {
+				t.Fatalf("diff line %q does not match old line %d %q", l, ai+1, want)
+			}
+			if l[0] == ' ' {
+				out = append(out, want)
+				last, lastOld = &out[len(out)-1], true
+			} else {
+				last = nil
+			}
+			ai++
+		case '+':
+			out = append(out, l[1:])
+			last, lastOld = &out[len(out)-1], false
+		case '\\':
+			if last != nil && !lastOld {
+				*last = strings.TrimSuffix(*last, "\n")
+			}
+		default:
+			t.Fatalf("unexpected diff line %q", l)
 		}
 	}
-	if strings.Join(ra, "") != strings.Join(a, "") || strings.Join(rb, "") != strings.Join(b, "") {
-		t.Fatalf("edit script does not rebuild its inputs")
+	return strings.Join(append(out, a[ai:]...), "")
+}
+
+// hunkHeader turns "@@ -3 +3,2 @@" into "-3,1 +3,2".
+func hunkHeader(l string) string {
+	f := strings.Fields(l)
+	for i, r := range f[1:3] {
+		if !strings.Contains(r, ",") {
+			f[1+i] = r + ",1"
+		}
 	}
+	return f[1] + " " + f[2]
 }
 
 func randomText(r *rand.Rand, lines int) string {
@@ -164,23 +218,30 @@ func mutate(r *rand.Rand, s string) string {
 	return out
 }
 
-func TestDiffOpsMinimalAndValid(t *testing.T) {
+// TestDiffMinimalAndApplies: random small edits give a diff that turns old
+// into new and is minimal: it removes and adds only the lines outside a
+// longest common subsequence.
+func TestDiffMinimalAndApplies(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 500; i++ {
 		old := randomText(r, r.IntN(30))
 		new := mutate(r, old)
+		d := UnifiedDiff("f", old, new)
+		if got := applyDiff(t, old, d); got != new {
+			t.Fatalf("case %d: the diff turns %q into %q, want %q\n%s", i, old, got, new, d)
+		}
 		a, b := splitLines(old), splitLines(new)
-		ops := diffLines(a, b)
-		applyOps(t, a, b, ops)
-		// A shortest script keeps an LCS of the lines.
-		eq := 0
-		for _, op := range ops {
-			if op.kind == opEqual {
-				eq++
+		removed, added := 0, 0
+		for _, l := range strings.SplitAfter(d, "\n")[min(2, strings.Count(d, "\n")):] {
+			switch {
+			case strings.HasPrefix(l, "-"):
+				removed++
+			case strings.HasPrefix(l, "+"):
+				added++
 			}
 		}
-		if want := lcsLen(a, b); eq != want {
-			t.Fatalf("case %d: diff keeps %d lines, LCS is %d", i, eq, want)
+		if lcs := lcsLen(a, b); removed != len(a)-lcs || added != len(b)-lcs {
+			t.Fatalf("case %d: diff removes %d and adds %d lines; minimal is %d and %d\n%s", i, removed, added, len(a)-lcs, len(b)-lcs, d)
 		}
 	}
 }
@@ -203,22 +264,81 @@ func lcsLen(a, b []string) int {
 }
 
 func TestDiffLargeInputsFallBack(t *testing.T) {
-	// Many scattered changes in a big file exceed the edit bound; the diff
-	// must still be a valid script, and come back quickly.
+	// Many scattered changes in a big file: past maxDiffLines the middle is
+	// one block replaced by another, still a diff that applies.
 	r := rand.New(rand.NewPCG(3, 4))
 	var a, b []string
 	for i := 0; i < 15000; i++ {
 		a = append(a, fmt.Sprintf("%d %d\n", i, r.IntN(3)))
 		b = append(b, fmt.Sprintf("%d %d\n", i, r.IntN(3)))
 	}
-	applyOps(t, a, b, diffLines(a, b))
-	// Same size, one change in the middle: the prefix/suffix trim keeps
-	// the diff small.
+	old, new := strings.Join(a, ""), strings.Join(b, "")
+	d := unifiedDiff("a/big", "b/big", old, new)
+	if !strings.HasSuffix(d, "inspect the file to see it]\n") || len(d) > maxDiffBytes+200 {
+		t.Fatalf("diff of a big rewrite is %d bytes and ends %q; want it cut at %d", len(d), d[max(0, len(d)-80):], maxDiffBytes)
+	}
+	// What is shown is the start of the true diff: without the cut it
+	// applies (checked on a part small enough to show whole).
+	small := strings.Join(a[:500], "")
+	if got := applyDiff(t, small, UnifiedDiff("f", small, strings.Join(b[:500], ""))); got != strings.Join(b[:500], "") {
+		t.Fatal("diff of 500 scattered changes does not apply")
+	}
+	// Same size, one change in the middle: setting the common lines aside
+	// keeps the diff small and its line numbers right.
 	c := append([]string(nil), a...)
 	c[7000] = "changed\n"
-	d := UnifiedDiff("big", strings.Join(a, ""), strings.Join(c, ""))
+	d = UnifiedDiff("big", old, strings.Join(c, ""))
 	if want := "@@ -6998,7 +6998,7 @@"; !strings.Contains(d, want) || strings.Count(d, "\n") != 11 {
 		t.Fatalf("diff of one change in a big file:\n%s", d)
+	}
+	if got := applyDiff(t, old, d); got != strings.Join(c, "") {
+		t.Fatal("diff of one change in a big file does not apply")
+	}
+}
+
+func TestCommonLines(t *testing.T) {
+	tests := []struct {
+		a, b     string
+		pre, suf int
+	}{
+		{"a\nb\nc\n", "a\nX\nc\n", 2, 2},
+		{"a\nb", "a\nb\n", 2, 0},        // the last line differs by its newline
+		{"ab\nc\n", "ac\nc\n", 0, 2},    // a shared start of a line is not a line
+		{"x\n", "y\nx\n", 0, 2},         // all of a is the suffix
+		{"a\nq\n", "a\nq\nq\n", 4, 0},   // the prefix comes first; the suffix may not overlap it
+		{"1\nxyz\n", "1\nwxyz\n", 2, 0}, // a shared end of a line is not a line
+		{"abc", "xbc", 0, 0},
+	}
+	for _, tc := range tests {
+		pre, suf := commonLines(tc.a, tc.b)
+		if pre != tc.pre || suf != tc.suf {
+			t.Errorf("commonLines(%q, %q) = %d, %d; want %d, %d", tc.a, tc.b, pre, suf, tc.pre, tc.suf)
+		}
+	}
+}
+
+// TestDiffCap: a diff over maxDiffBytes keeps its beginning, exactly as the
+// whole diff has it, up to a line boundary, and says that it was cut.
+func TestDiffCap(t *testing.T) {
+	var a, b strings.Builder
+	for i := 0; i < 3000; i++ {
+		fmt.Fprintf(&a, "line %d of the old text\n", i)
+		fmt.Fprintf(&b, "line %d of the new text\n", i)
+	}
+	d := UnifiedDiff("f", a.String(), b.String())
+	note := fmt.Sprintf("[diff cut at %d KiB: the rest of the change is not shown; inspect the file to see it]\n", maxDiffBytes>>10)
+	body, ok := strings.CutSuffix(d, note)
+	if !ok {
+		t.Fatalf("long diff does not end with the cut note: ...%q", d[max(0, len(d)-120):])
+	}
+	if len(body) > maxDiffBytes || !strings.HasSuffix(body, "\n") {
+		t.Fatalf("cut diff body is %d bytes (cap %d), ends %q", len(body), maxDiffBytes, body[len(body)-20:])
+	}
+	if !strings.HasPrefix(body, "--- a/f\n+++ b/f\n@@ -1,3000 +1,3000 @@\n-line 0 of the old text\n") {
+		t.Fatalf("cut diff starts %q", body[:100])
+	}
+	if short := UnifiedDiff("f", "a\n", "b\n"); strings.Contains(short, "diff cut") {
+		t.Fatalf("short diff marked as cut: %q", short)
 	}
 }
 
