@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/mlab/mlab/internal/atomicfile"
 )
 
 // Result statuses.
@@ -85,7 +87,7 @@ func (l *Log) WriteResult(r Result) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(l.dir, resultFile), data, true)
+	return atomicfile.Write(filepath.Join(l.dir, resultFile), data, 0o644, true)
 }
 
 func encodeResult(r Result) ([]byte, error) {
@@ -108,51 +110,4 @@ func ReadResult(runDir string) (Result, error) {
 		return Result{}, fmt.Errorf("decode result %s: %w", p, err)
 	}
 	return r, nil
-}
-
-// writeFileAtomic replaces path with data via a temp file in the same
-// directory and a rename. durable adds fsyncs of the file and the directory
-// for records that must survive a machine crash, not just a killed process.
-func writeFileAtomic(path string, data []byte, durable bool) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmpName := tmp.Name()
-	renamed := false
-	defer func() {
-		if !renamed {
-			_ = tmp.Close()
-			_ = os.Remove(tmpName)
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", tmpName, err)
-	}
-	if durable {
-		if err := tmp.Sync(); err != nil {
-			return fmt.Errorf("sync %s: %w", tmpName, err)
-		}
-	}
-	// CreateTemp makes 0600; these records are meant to be read by tools.
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("chmod %s: %w", tmpName, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmpName, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", tmpName, path, err)
-	}
-	renamed = true
-	if durable {
-		// Best effort: the rename is already visible, and some filesystems
-		// refuse fsync on directories.
-		if d, err := os.Open(dir); err == nil {
-			_ = d.Sync()
-			_ = d.Close()
-		}
-	}
-	return nil
 }
