@@ -12,7 +12,7 @@ import (
 )
 
 type startTaskArgs struct {
-	TaskName string `json:"task_name" jsonschema:"Name of the task to work on, from the mlab://tasks resource or the server instructions."`
+	TaskName string `json:"task" jsonschema:"Name of the task to work on, from the mlab://tasks resource or the server instructions."`
 }
 
 func startTaskTool() mcp.Tool {

@@ -100,8 +100,9 @@ func (s *Server) readOnly(name string) bool {
 	return t != nil && t.Tool.Annotations.ReadOnlyHint != nil && *t.Tool.Annotations.ReadOnlyHint
 }
 
-// session is the tools' view of the calling session's episode.
-func (s *Server) session(ctx context.Context) (*tools.Session, error) {
+// session is the tools' view of the calling session's episode. The
+// episode_id argument is not resolved yet: the request's session decides.
+func (s *Server) session(ctx context.Context, _ string) (*tools.Session, error) {
 	ep, err := s.episodeFor(ctx)
 	if err != nil {
 		return nil, err

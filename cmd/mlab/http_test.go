@@ -185,9 +185,9 @@ func TestHTTPTransports(t *testing.T) {
 					t.Errorf("tasks resource: %+v, %v", rr, err)
 				}
 				l.mustFail(t, "list_files", map[string]any{}, "call start_task")
-				l.mustFail(t, "start_task", map[string]any{"task_name": "nope"}, "not found")
-				l.mustOK(t, "start_task", map[string]any{"task_name": "fixture"}, "largest number")
-				l.mustFail(t, "start_task", map[string]any{"task_name": "fixture"}, "already works on task")
+				l.mustFail(t, "start_task", map[string]any{"task": "nope"}, "not found")
+				l.mustOK(t, "start_task", map[string]any{"task": "fixture"}, "largest number")
+				l.mustFail(t, "start_task", map[string]any{"task": "fixture"}, "already works on task")
 				l.mustOK(t, "execute_script", map[string]any{"script_name": "train.py"}, "training")
 				l.mustOK(t, "final_answer", map[string]any{"final_answer": "x"}, "score = 0.5")
 			})
