@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"time"
 
@@ -186,9 +187,10 @@ func episodeDefinitions(eps Episodes) []server.ServerTool {
 // Episodes, not on one Session.
 func manageTool[In, Out any](name, description string, h func(ctx context.Context, args In) (string, Out, error)) server.ServerTool {
 	def := newTool[In, Out](name, description, true)
+	spec := argSpecOf(reflect.TypeFor[In]())
 	return server.ServerTool{Tool: def, Handler: func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		var args In
-		if err := Bind(req, &args); err != nil {
+		if err := spec.bind(req, &args); err != nil {
 			return mcp.NewToolResultError(fmt.Sprintf("invalid arguments for %s: %v", name, err)), nil
 		}
 		text, out, err := h(ctx, args)
