@@ -26,6 +26,7 @@ import (
 	"github.com/mlab/mlab/sandbox"
 	"github.com/mlab/mlab/tasks"
 	"github.com/mlab/mlab/tools"
+	"github.com/mlab/mlab/workspace"
 )
 
 // Env is what every episode of one server shares: where sandboxes come from,
@@ -98,7 +99,7 @@ type Episode struct {
 	task    *tasks.Task
 	budgets tasks.Budgets
 	sb      sandbox.Sandbox
-	ws      *tools.Workspace
+	ws      *workspace.Workspace
 	log     *runlog.Log
 	tools   *tools.Session
 	gpus    *sandbox.GPULease
@@ -160,7 +161,11 @@ func Create(ctx context.Context, env *Env, spec Spec) (*Episode, error) {
 	}
 	_ = base
 	undo = append(undo, func() { rl.Close() })
-	protected, err := tools.ReadOnlyFiles(task.EnvDir(), task.ReadOnly)
+	ro, err := workspace.ParsePatterns(task.ReadOnly)
+	if err != nil {
+		return fail(fmt.Errorf("read-only patterns of %s: %w", task.Name, err))
+	}
+	protected, err := workspace.ReadOnlyFiles(task.EnvDir(), ro)
 	if err != nil {
 		return fail(fmt.Errorf("read-only files of %s: %w", task.Name, err))
 	}
@@ -178,7 +183,7 @@ func Create(ctx context.Context, env *Env, spec Spec) (*Episode, error) {
 		return fail(fmt.Errorf("create sandbox: %w", err))
 	}
 	undo = append(undo, func() { sb.Close() })
-	ws, err := tools.OpenWorkspace(sb.Workspace(), task.ReadOnly)
+	ws, err := workspace.Open(sb.Workspace(), ro)
 	if err != nil {
 		return fail(fmt.Errorf("open workspace: %w", err))
 	}
@@ -197,7 +202,11 @@ func Create(ctx context.Context, env *Env, spec Spec) (*Episode, error) {
 		},
 	}
 	if o := spec.From; o != nil {
-		e.result.Parent = &runlog.Parent{RunID: parentID(o), Step: o.Step, Snapshot: o.Snapshot, Resumed: o.Resume}
+		kind := runlog.OriginFork
+		if o.Resume {
+			kind = runlog.OriginResume
+		}
+		e.result.Origin = &runlog.Origin{Kind: kind, Run: parentID(o), Step: o.Step, Snapshot: o.Snapshot}
 	}
 	e.tools = &tools.Session{
 		Workspace:      ws,
@@ -273,15 +282,17 @@ func EndedError(reason string) error {
 
 // Status is what an episode_status call reports.
 type Status struct {
-	ID          string
-	Task        string
-	RunID       string
-	Status      string
-	StepsUsed   int
-	StepsLeft   int
-	Elapsed     time.Duration
-	TimeLeft    time.Duration
-	Finished    bool
+	ID        string
+	Task      string
+	RunID     string
+	Status    string
+	StepsUsed int
+	StepsLeft int
+	Elapsed   time.Duration
+	TimeLeft  time.Duration
+	Finished  bool
+	// Scoring is set while a submission is being scored.
+	Scoring     bool
 	EndedReason string
 	// Result is result.json as it stands (final once Finished and Status
 	// is not running).
@@ -301,7 +312,7 @@ func (e *Episode) Status() Status {
 		ID: e.id, Task: e.task.Name, RunID: e.log.ID(), Status: r.Status,
 		StepsUsed: e.steps, StepsLeft: max(e.budgets.MaxSteps-e.steps, 0),
 		Elapsed: elapsed, TimeLeft: max(time.Duration(e.budgets.MaxTime)-elapsed, 0),
-		Finished: e.finished, EndedReason: e.ended, Result: r,
+		Finished: e.finished, Scoring: e.submitted && !e.recorded, EndedReason: e.ended, Result: r,
 	}
 }
 

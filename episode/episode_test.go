@@ -78,7 +78,7 @@ func step(t *testing.T, e *Episode, score string) (int, string) {
 		return 0, refusal
 	}
 	defer e.End()
-	if err := e.Tools().Workspace.Write("score.txt", score); err != nil {
+	if err := e.Tools().Workspace.Write(context.Background(), "score.txt", score); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Record(context.Background(), runlog.Step{Step: n, Tool: "write_file"}, true); err != nil {

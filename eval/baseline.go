@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mlab/mlab/internal/atomicfile"
 	"github.com/mlab/mlab/runlog"
 	"github.com/mlab/mlab/sandbox"
 	"github.com/mlab/mlab/tasks"
@@ -109,11 +110,7 @@ func (b *Baselines) Get(ctx context.Context, task *tasks.Task) (Measurement, err
 	if err := os.MkdirAll(b.CacheDir, 0o755); err != nil {
 		return m, fmt.Errorf("cache baseline: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, raw, 0o644); err != nil {
-		return m, fmt.Errorf("cache baseline: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, raw, 0o644, false); err != nil {
 		return m, fmt.Errorf("cache baseline: %w", err)
 	}
 	return m, nil

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/mlab/mlab/internal/atomicfile"
 )
 
 // Recover marks as aborted the runs under root that a server stopped
@@ -49,7 +51,7 @@ func Recover(root string, alive func(server string) bool) ([]string, error) {
 		r.Seconds = ended.Sub(r.StartedAt).Seconds()
 		data, err := encodeResult(r)
 		if err == nil {
-			err = writeFileAtomic(filepath.Join(dir, resultFile), data, true)
+			err = atomicfile.Write(filepath.Join(dir, resultFile), data, 0o644, true)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("mark run %s aborted: %w", e.Name(), err))

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/mlab/mlab/internal/atomicfile"
 )
 
 // Result statuses.
@@ -47,19 +49,24 @@ type Result struct {
 	Error        string        `json:"error,omitempty"`
 	StartedAt    time.Time     `json:"started_at"`
 	EndedAt      *time.Time    `json:"ended_at,omitempty"`
-	// Parent names the run a fork or a resume started from.
-	Parent *Parent `json:"parent,omitempty"`
+	// Origin is set for a run that did not start from the task's files.
+	Origin *Origin `json:"origin,omitempty"`
 }
 
-// Parent is the run an episode was forked or resumed from.
-type Parent struct {
-	RunID string `json:"run_id"`
-	// Step is the parent's step whose snapshot the workspace started from,
-	// Snapshot that snapshot's manifest name.
+// Ways a run can start from another run.
+const (
+	OriginFork   = "fork"   // a new episode from a step of a live or finished one
+	OriginResume = "resume" // the continuation of a stopped episode
+)
+
+// Origin names the run whose workspace a run started from (CreateFrom).
+type Origin struct {
+	Kind string `json:"kind"` // OriginFork or OriginResume
+	// Run is the parent's run ID and Step the step after which its
+	// workspace was taken, recorded in the parent's manifest Snapshot.
+	Run      string `json:"run"`
 	Step     int    `json:"step"`
 	Snapshot string `json:"snapshot"`
-	// Resumed is set for a resume of an aborted run, unset for a fork.
-	Resumed bool `json:"resumed,omitempty"`
 }
 
 // Baseline sources.
@@ -100,7 +107,7 @@ func (l *Log) WriteResult(r Result) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(l.dir, resultFile), data, true)
+	return atomicfile.Write(filepath.Join(l.dir, resultFile), data, 0o644, true)
 }
 
 func encodeResult(r Result) ([]byte, error) {
@@ -123,51 +130,4 @@ func ReadResult(runDir string) (Result, error) {
 		return Result{}, fmt.Errorf("decode result %s: %w", p, err)
 	}
 	return r, nil
-}
-
-// writeFileAtomic replaces path with data via a temp file in the same
-// directory and a rename. durable adds fsyncs of the file and the directory
-// for records that must survive a machine crash, not just a killed process.
-func writeFileAtomic(path string, data []byte, durable bool) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmpName := tmp.Name()
-	renamed := false
-	defer func() {
-		if !renamed {
-			_ = tmp.Close()
-			_ = os.Remove(tmpName)
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", tmpName, err)
-	}
-	if durable {
-		if err := tmp.Sync(); err != nil {
-			return fmt.Errorf("sync %s: %w", tmpName, err)
-		}
-	}
-	// CreateTemp makes 0600; these records are meant to be read by tools.
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("chmod %s: %w", tmpName, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmpName, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", tmpName, path, err)
-	}
-	renamed = true
-	if durable {
-		// Best effort: the rename is already visible, and some filesystems
-		// refuse fsync on directories.
-		if d, err := os.Open(dir); err == nil {
-			_ = d.Sync()
-			_ = d.Close()
-		}
-	}
-	return nil
 }

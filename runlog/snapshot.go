@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mlab/mlab/internal/atomicfile"
 	"github.com/mlab/mlab/internal/dirtree"
 )
 
@@ -285,7 +286,7 @@ func (l *Log) Snapshot(ctx context.Context, dir, name string) (string, error) {
 	}
 	// Not fsynced per step: the rename makes it atomic against a killed
 	// process, which is the failure that matters here.
-	if err := writeFileAtomic(mpath, data, false); err != nil {
+	if err := atomicfile.Write(mpath, data, 0o644, false); err != nil {
 		return "", err
 	}
 	l.cache = next

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/mlab/mlab/tasks"
+	"github.com/mlab/mlab/tools"
 )
 
 // adminPrefix is where the gateway's admin API lives: an orchestrator
@@ -23,7 +24,7 @@ type CreateEpisodeRequest struct {
 
 // CreatedEpisode is the answer of POST /admin/episodes.
 type CreatedEpisode struct {
-	Started
+	tools.Started
 	// MCP and SSE are the episode's own endpoints, as paths on this server.
 	MCP string `json:"mcp_path"`
 	SSE string `json:"sse_path"`
@@ -49,7 +50,7 @@ func (g *Gateway) admin(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodDelete {
 			e.ep.Close("closed through the admin API")
 		}
-		writeJSON(w, http.StatusOK, reportOf(e.ep.Status()))
+		writeJSON(w, http.StatusOK, statusOf(e.ep))
 	case rest == "episodes" || strings.HasPrefix(rest, "episodes/"):
 		w.Header().Set("Allow", "POST on /admin/episodes; GET, DELETE on /admin/episodes/<id>")
 		writeJSONError(w, http.StatusMethodNotAllowed, errors.New("method not allowed"))

@@ -13,7 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/mlab/mlab/tools"
+	"github.com/mlab/mlab/workspace"
 )
 
 // Defaults of what one HTTP client may hold. A client without the token
@@ -21,10 +21,10 @@ import (
 // goroutines for longer than it takes to refuse it.
 const (
 	// DefaultMaxBodyBytes bounds one request body. The largest legitimate
-	// request is a write_file of tools.MaxWrite bytes; JSON escaping can
+	// request is a write_file of workspace.MaxWrite bytes; JSON escaping can
 	// make its content up to a few times longer (every "\n" is two bytes,
 	// a control character six), hence three times that plus the envelope.
-	DefaultMaxBodyBytes = 3*tools.MaxWrite + 1<<20
+	DefaultMaxBodyBytes = 3*workspace.MaxWrite + 1<<20
 	// DefaultMaxConns bounds the open connections of all clients.
 	DefaultMaxConns = 1024
 	// DefaultMaxConnsPerClient bounds the open connections of one client

@@ -21,7 +21,7 @@ import (
 func (s *Server) record(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		name := req.Params.Name
-		if !tools.OnEpisode(name) {
+		if !tools.CountsAsStep(name) {
 			return next(ctx, req)
 		}
 		ep, err := s.resolve(ctx, tools.EpisodeID(req))
@@ -52,7 +52,7 @@ func (s *Server) record(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFun
 				entry.Output = o.OutputPath()
 			}
 		}
-		serr := ep.Record(ctx, entry, tools.ChangesFiles(name) && !tools.Submits(name))
+		serr := ep.Record(ctx, entry, tools.ChangesFiles(name))
 		if errors.Is(serr, runlog.ErrTooLarge) && res != nil {
 			// Only the agent can fix that, and final_answer would fail the
 			// same way.

@@ -164,10 +164,8 @@ func New(opts Options) (*Server, error) {
 		s.addTextResource("mlab://task/research_problem", "research_problem",
 			"The research problem of task "+opts.Task.Name, func(context.Context) (string, error) { return opts.Task.Problem, nil })
 	}
-	if s.fixed == "" {
-		s.mcp.AddTool(startTaskTool(opts.IdleTimeout), s.startTask)
-	}
-	s.mcp.AddTool(statusTool(), s.episodeStatus)
+	// A per-episode endpoint has start_task too, to say it needs none.
+	tools.RegisterEpisodeTools(s.mcp, s)
 	s.addStatusResource()
 	if opts.Catalog != nil {
 		s.addTextResource("mlab://tasks", "tasks", "Every task this server hosts, with its metric and research problem", s.taskList)

@@ -14,91 +14,38 @@ import (
 	"github.com/mlab/mlab/tools"
 )
 
-type statusArgs struct {
-	EpisodeID string `json:"episode_id,omitempty" jsonschema:"The episode to report on, as returned by start_task. May be omitted when this connection is bound to exactly one episode."`
+// Status is episode_status: it answers for ended episodes too, and is not
+// an episode step.
+func (s *Server) Status(ctx context.Context, handle string) (tools.Status, error) {
+	ep, err := s.resolveAny(ctx, handle)
+	if err != nil {
+		return tools.Status{}, err
+	}
+	return statusOf(ep), nil
 }
 
-func statusTool() mcp.Tool {
-	t := true
-	f := false
-	return mcp.NewTool("episode_status",
-		mcp.WithDescription("Report an episode's progress (steps and time used and left) and, once final_answer has been scored, its result: score, baseline, improvement and success. "+
-			"Works after the episode has ended, so a client that lost its connection during final_answer can read its score."),
-		mcp.WithInputSchema[statusArgs](),
-		mcp.WithOutputSchema[StatusReport](),
-		mcp.WithToolAnnotation(mcp.ToolAnnotation{ReadOnlyHint: &t, DestructiveHint: &f, IdempotentHint: &t, OpenWorldHint: &f}),
-	)
-}
-
-// StatusReport is episode_status's answer.
-type StatusReport struct {
-	EpisodeID   string         `json:"episode_id"`
-	Task        string         `json:"task"`
-	RunID       string         `json:"run_id"`
-	Status      string         `json:"status"`
-	StepsUsed   int            `json:"steps_used"`
-	StepsLeft   int            `json:"steps_left"`
-	SecondsUsed float64        `json:"seconds_used"`
-	SecondsLeft float64        `json:"seconds_left"`
-	Ended       string         `json:"ended,omitempty"`
-	Result      *runlog.Result `json:"result,omitempty"`
-}
-
-func reportOf(st episode.Status) StatusReport {
-	r := StatusReport{
-		EpisodeID: st.ID, Task: st.Task, RunID: st.RunID, Status: st.Status,
+// statusOf is what episode_status, the status resource and the admin API
+// report of an episode.
+func statusOf(ep *episode.Episode) tools.Status {
+	st := ep.Status()
+	out := tools.Status{
+		EpisodeID: st.ID, RunID: st.RunID, Task: st.Task, Status: st.Status,
 		StepsUsed: st.StepsUsed, StepsLeft: st.StepsLeft,
 		SecondsUsed: st.Elapsed.Round(time.Millisecond).Seconds(), SecondsLeft: st.TimeLeft.Round(time.Millisecond).Seconds(),
-		Ended: st.EndedReason,
 	}
-	if st.Status != runlog.StatusRunning {
-		res := st.Result
-		r.Result = &res
-		r.SecondsUsed = res.Seconds
-		r.StepsUsed = res.Steps
+	switch {
+	case st.Scoring:
+		out.Status = statusScoring
+	case st.Status != runlog.StatusRunning:
+		o := tools.OutcomeOf(st.Result)
+		out.Result = &o
+		out.SecondsUsed, out.StepsUsed = st.Result.Seconds, st.Result.Steps
 	}
-	return r
+	return out
 }
 
-func (rep StatusReport) text() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "episode %s (task %s): %s", rep.EpisodeID, rep.Task, rep.Status)
-	if rep.Ended != "" {
-		fmt.Fprintf(&b, " (%s)", rep.Ended)
-	}
-	fmt.Fprintf(&b, "; %d steps used, %d left; %.0f s used, %.0f s left", rep.StepsUsed, rep.StepsLeft, rep.SecondsUsed, rep.SecondsLeft)
-	if r := rep.Result; r != nil {
-		switch {
-		case r.Score != nil:
-			fmt.Fprintf(&b, "; score %s = %.6g", r.Metric, *r.Score)
-			if r.Baseline != nil {
-				fmt.Fprintf(&b, " (baseline %.6g, %s is better)", *r.Baseline, r.Direction)
-			}
-			if r.Improvement != nil {
-				fmt.Fprintf(&b, ", improvement %+.2f%%", 100**r.Improvement)
-			}
-			fmt.Fprintf(&b, ", success: %v", r.Success)
-		case r.Error != "":
-			fmt.Fprintf(&b, "; %s", r.Error)
-		}
-	}
-	return b.String()
-}
-
-// episodeStatus is episode_status. It is not an episode step, and answers
-// for ended episodes too.
-func (s *Server) episodeStatus(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-	var args statusArgs
-	if err := tools.Bind(req, &args); err != nil {
-		return mcp.NewToolResultError("invalid arguments for episode_status: " + err.Error()), nil
-	}
-	ep, err := s.resolveAny(ctx, args.EpisodeID)
-	if err != nil {
-		return mcp.NewToolResultError(err.Error()), nil
-	}
-	rep := reportOf(ep.Status())
-	return mcp.NewToolResultStructured(rep, rep.text()), nil
-}
+// statusScoring is the status of a submission being scored.
+const statusScoring = "scoring"
 
 // resolveAny is resolve for the calls that also serve ended episodes
 // (status, fork), and that never start one.
@@ -126,7 +73,7 @@ func (s *Server) addStatusResource() {
 			if err != nil {
 				return nil, err
 			}
-			raw, err := json.MarshalIndent(reportOf(ep.Status()), "", "  ")
+			raw, err := json.MarshalIndent(statusOf(ep), "", "  ")
 			if err != nil {
 				return nil, err
 			}

@@ -1,7 +1,9 @@
-// Package tools owns the agent's tools: their MCP definitions (names,
-// argument schemas from typed structs, descriptions, annotations), the
-// traversal-safe workspace they act on, edit history with undo, diffs, and
-// the running of scripts in the session's sandbox with capped output and
-// progress notifications. Episode state (budgets, run log, scoring) belongs to
-// the caller and reaches a tool through Session.
+// Package tools owns the MCP definitions of the agent's tools: their names,
+// typed argument and result structs (from which the input and output schemas
+// clients see are generated), descriptions and annotations, and what the
+// server needs to know about each (whether it changes files, submits, counts
+// as a step). The file operations themselves belong to package workspace;
+// scripts run in the session's sandbox with capped output and progress
+// notifications. Episode state (budgets, run log, scoring) belongs to the
+// caller and reaches a tool through Session.
 package tools

@@ -17,34 +17,38 @@ import (
 )
 
 type executeArgs struct {
+	Handle
 	ScriptName string   `json:"script_name" jsonschema:"Python file to run, relative to the workspace root, e.g. train.py."`
 	Args       []string `json:"args,omitempty" jsonschema:"Command-line arguments passed to the script."`
 	TimeoutS   int      `json:"timeout_s,omitempty" jsonschema:"Kill the script after this many seconds. Defaults to the task's exec timeout and cannot exceed the task's limit."`
 }
 
-// execResult is the structured content of execute_script.
-type execResult struct {
+// ScriptRun is execute_script's result: the sandbox's report of the run
+// (exit code, captured output, whether it timed out or ran out of memory)
+// and where the full output was logged.
+type ScriptRun struct {
 	sandbox.ExecResult
-	Script    string  `json:"script"`
-	Seconds   float64 `json:"seconds"`
-	OutputLog string  `json:"output_log,omitempty"`
+	Script  string  `json:"script"`
+	Seconds float64 `json:"seconds"`
+	// OutputLog is the run-relative path of the full output in the run log.
+	OutputLog string `json:"output_log,omitempty"`
 }
 
 // OutputPath lets the step recorder link the full output log.
-func (r execResult) OutputPath() string { return r.OutputLog }
+func (r ScriptRun) OutputPath() string { return r.OutputLog }
 
-func executeScript(ctx context.Context, s *Session, req mcp.CallToolRequest, a executeArgs) (string, any, error) {
+func executeScript(ctx context.Context, s *Session, req mcp.CallToolRequest, a executeArgs) (string, ScriptRun, error) {
 	if !strings.HasSuffix(a.ScriptName, ".py") {
-		return "", nil, fmt.Errorf("script_name %q is not a Python file: execute_script runs .py files", a.ScriptName)
+		return "", ScriptRun{}, fmt.Errorf("script_name %q is not a Python file: execute_script runs .py files", a.ScriptName)
 	}
 	// Resolving the script through the workspace gives the same path errors
 	// as every other tool, before anything starts.
-	if _, err := s.Workspace.Read(a.ScriptName, 0, 1); err != nil {
-		return "", nil, err
+	if _, err := s.Workspace.Read(ctx, a.ScriptName, 0, 1); err != nil {
+		return "", ScriptRun{}, err
 	}
 	timeout, err := execTimeout(a.TimeoutS, s.ExecTimeout, s.MaxExecTimeout)
 	if err != nil {
-		return "", nil, err
+		return "", ScriptRun{}, err
 	}
 
 	script := a.ScriptName
@@ -57,7 +61,7 @@ func executeScript(ctx context.Context, s *Session, req mcp.CallToolRequest, a e
 	if s.Output != nil {
 		w, path, err := s.Output()
 		if err != nil {
-			return "", nil, fmt.Errorf("open output log: %w", err)
+			return "", ScriptRun{}, fmt.Errorf("open output log: %w", err)
 		}
 		defer w.Close()
 		sink, logPath = w, path
@@ -73,9 +77,9 @@ func executeScript(ctx context.Context, s *Session, req mcp.CallToolRequest, a e
 	})
 	stop()
 	if err != nil {
-		return "", nil, fmt.Errorf("run %s: %w", a.ScriptName, err)
+		return "", ScriptRun{}, fmt.Errorf("run %s: %w", a.ScriptName, err)
 	}
-	out := execResult{ExecResult: res, Script: a.ScriptName, Seconds: res.Duration.Seconds(), OutputLog: logPath}
+	out := ScriptRun{ExecResult: res, Script: a.ScriptName, Seconds: res.Duration.Seconds(), OutputLog: logPath}
 	text := formatExec(out, timeout, s.MemoryBytes)
 	if res.ExitCode != 0 || res.TimedOut {
 		return "", out, agentError{errors.New(text)}
@@ -100,7 +104,7 @@ func execTimeout(timeoutS int, def, limit time.Duration) (time.Duration, error) 
 	return time.Duration(timeoutS) * time.Second, nil
 }
 
-func formatExec(r execResult, timeout time.Duration, memory int64) string {
+func formatExec(r ScriptRun, timeout time.Duration, memory int64) string {
 	var b strings.Builder
 	switch {
 	case r.TimedOut:

@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"encoding/json"
 	"math"
 	"strings"
 	"testing"
@@ -14,22 +15,22 @@ import (
 func TestFormatExec(t *testing.T) {
 	tests := []struct {
 		name string
-		res  execResult
+		res  ScriptRun
 		want []string
 	}{
-		{"success", execResult{ExecResult: sandbox.ExecResult{Stdout: "acc 0.9\n"}, Script: "train.py", Seconds: 1.5},
+		{"success", ScriptRun{ExecResult: sandbox.ExecResult{Stdout: "acc 0.9\n"}, Script: "train.py", Seconds: 1.5},
 			[]string{"train.py finished with exit code 0 in 1.50 s.", "[stdout]\nacc 0.9\n"}},
-		{"failure keeps stderr", execResult{ExecResult: sandbox.ExecResult{ExitCode: 1, Stderr: "Traceback\nValueError: x\n"}, Script: "t.py"},
+		{"failure keeps stderr", ScriptRun{ExecResult: sandbox.ExecResult{ExitCode: 1, Stderr: "Traceback\nValueError: x\n"}, Script: "t.py"},
 			[]string{"exit code 1", "[stderr]\nTraceback\nValueError: x"}},
-		{"timeout", execResult{ExecResult: sandbox.ExecResult{TimedOut: true, ExitCode: 137, Signal: "killed", Stdout: "epoch 1"}, Script: "t.py"},
+		{"timeout", ScriptRun{ExecResult: sandbox.ExecResult{TimedOut: true, ExitCode: 137, Signal: "killed", Stdout: "epoch 1"}, Script: "t.py"},
 			[]string{"killed after the 1m0s timeout", "[stdout]\nepoch 1\n"}},
-		{"oom", execResult{ExecResult: sandbox.ExecResult{OOM: true, ExitCode: 1}, Script: "t.py"},
+		{"oom", ScriptRun{ExecResult: sandbox.ExecResult{OOM: true, ExitCode: 1}, Script: "t.py"},
 			[]string{"ran out of memory (limit 512 MiB)"}},
-		{"signal", execResult{ExecResult: sandbox.ExecResult{Signal: "segmentation fault", ExitCode: 139}, Script: "t.py"},
+		{"signal", ScriptRun{ExecResult: sandbox.ExecResult{Signal: "segmentation fault", ExitCode: 139}, Script: "t.py"},
 			[]string{"killed by signal segmentation fault"}},
-		{"truncated", execResult{ExecResult: sandbox.ExecResult{Truncated: true, StdoutBytes: 5 << 20, Stdout: "a...z"}, Script: "t.py"},
+		{"truncated", ScriptRun{ExecResult: sandbox.ExecResult{Truncated: true, StdoutBytes: 5 << 20, Stdout: "a...z"}, Script: "t.py"},
 			[]string{"only its beginning and end are shown", "5242880 bytes stdout"}},
-		{"silent", execResult{Script: "t.py"}, []string{"(no output)"}},
+		{"silent", ScriptRun{Script: "t.py"}, []string{"(no output)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,7 +78,7 @@ func TestBind(t *testing.T) {
 	}{
 		{"ok", map[string]any{"script_name": "a.py", "timeout_s": 5}, ""},
 		{"no arguments", nil, `missing required argument "script_name"`},
-		{"unknown argument", map[string]any{"script": "a.py"}, `unknown argument "script"; this tool takes script_name, args, timeout_s`},
+		{"unknown argument", map[string]any{"script": "a.py"}, `unknown argument "script"; this tool takes script_name, args, timeout_s, episode_id`},
 		{"missing", map[string]any{"timeout_s": 5}, `missing required argument "script_name"`},
 		{"null", map[string]any{"script_name": nil}, `missing required argument "script_name"`},
 		{"wrong type", map[string]any{"script_name": 3}, `argument "script_name" must be a string, not a JSON number`},
@@ -139,5 +140,28 @@ func TestHostileTimeoutOverflow(t *testing.T) {
 	// either: the largest Duration is still a bound.
 	if got, err := execTimeout(math.MaxInt, def, math.MaxInt64); err == nil && got <= 0 {
 		t.Errorf("execTimeout(MaxInt, limit MaxInt64) = %v, want an error or a positive timeout", got)
+	}
+}
+
+// TestHostileBindNumbers: numbers beyond what an argument's Go type holds
+// are refused when the arguments are bound, never wrapped or clamped.
+func TestHostileBindNumbers(t *testing.T) {
+	for _, raw := range []string{
+		`{"file_name":"a.py","offset":9223372036854775808}`,
+		`{"file_name":"a.py","limit":1e30}`,
+		`{"file_name":"a.py","offset":-9223372036854775809}`,
+	} {
+		var args readFileArgs
+		req := mcp.CallToolRequest{}
+		req.Params.RawArguments = json.RawMessage(raw)
+		if err := Bind(req, &args); err == nil || !strings.Contains(err.Error(), "must be an integer") {
+			t.Errorf("Bind(%s) = %v, want an integer error", raw, err)
+		}
+	}
+	var args executeArgs
+	req := mcp.CallToolRequest{}
+	req.Params.RawArguments = json.RawMessage(`{"script_name":"a.py","timeout_s":1e400}`)
+	if err := Bind(req, &args); err == nil {
+		t.Errorf("Bind(timeout_s 1e400) = nil, want an error")
 	}
 }

@@ -1,7 +1,8 @@
-package tools
+package workspace
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -178,7 +179,7 @@ func (w *Workspace) record(resolved string, cur *version) {
 // HistoryLen returns how many earlier versions of name can be restored by
 // Undo (0 for invalid paths).
 func (w *Workspace) HistoryLen(name string) int {
-	if err := w.lock(); err != nil {
+	if err := w.lock(context.Background()); err != nil {
 		return 0
 	}
 	defer w.mu.Unlock()
@@ -195,14 +196,14 @@ func tooLargeErr(what string, size int) error {
 
 // Write replaces the content of name, creating it and its parent
 // directories if needed. The previous version is kept for Undo.
-func (w *Workspace) Write(name, content string) error {
-	return w.rewrite(name, content, func(*version, string, string, io.Writer) error { return nil })
+func (w *Workspace) Write(ctx context.Context, name, content string) error {
+	return w.rewrite(ctx, name, content, func(*version, string, string, io.Writer) error { return nil })
 }
 
 // Append adds content at the end of name, creating it if missing. The
 // previous version is kept for Undo.
-func (w *Workspace) Append(name, content string) error {
-	return w.rewrite(name, content, func(cur *version, clean, resolved string, wr io.Writer) error {
+func (w *Workspace) Append(ctx context.Context, name, content string) error {
+	return w.rewrite(ctx, name, content, func(cur *version, clean, resolved string, wr io.Writer) error {
 		if !cur.tooLarge {
 			_, err := wr.Write(cur.data)
 			return err
@@ -219,11 +220,11 @@ func (w *Workspace) Append(name, content string) error {
 
 // rewrite replaces name with what prefix writes followed by content, and
 // records the previous version for Undo.
-func (w *Workspace) rewrite(name, content string, prefix func(cur *version, clean, resolved string, wr io.Writer) error) error {
+func (w *Workspace) rewrite(ctx context.Context, name, content string, prefix func(cur *version, clean, resolved string, wr io.Writer) error) error {
 	if len(content) > MaxWrite {
 		return tooLargeErr("content", len(content))
 	}
-	if err := w.lock(); err != nil {
+	if err := w.lock(ctx); err != nil {
 		return err
 	}
 	defer w.mu.Unlock()
@@ -255,8 +256,8 @@ func (w *Workspace) rewrite(name, content string, prefix func(cur *version, clea
 // Copy copies the file src to dst, replacing dst. src may be read-only,
 // dst may not; directories are refused. The previous version of dst is
 // kept for Undo.
-func (w *Workspace) Copy(src, dst string) error {
-	if err := w.lock(); err != nil {
+func (w *Workspace) Copy(ctx context.Context, src, dst string) error {
+	if err := w.lock(ctx); err != nil {
 		return err
 	}
 	defer w.mu.Unlock()

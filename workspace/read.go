@@ -1,8 +1,9 @@
-package tools
+package workspace
 
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -20,8 +21,8 @@ type Entry struct {
 
 // List returns the entries of dir ("" is the workspace root) sorted by
 // name. Names are plain; Type tells directories apart.
-func (w *Workspace) List(dir string) ([]Entry, error) {
-	if err := w.lock(); err != nil {
+func (w *Workspace) List(ctx context.Context, dir string) ([]Entry, error) {
+	if err := w.lock(ctx); err != nil {
 		return nil, err
 	}
 	defer w.mu.Unlock()
@@ -85,8 +86,8 @@ func (r ReadResult) Text() string {
 // limit <= 0 or above MaxRead means MaxRead. The chunk never ends inside a
 // UTF-8 sequence, and an offset inside one is moved back to its start.
 // Binary files (a NUL byte in the first 8 KiB) are refused.
-func (w *Workspace) Read(name string, offset, limit int64) (ReadResult, error) {
-	if err := w.lock(); err != nil {
+func (w *Workspace) Read(ctx context.Context, name string, offset, limit int64) (ReadResult, error) {
+	if err := w.lock(ctx); err != nil {
 		return ReadResult{}, err
 	}
 	defer w.mu.Unlock()
@@ -176,7 +177,7 @@ func (w *Workspace) Read(name string, offset, limit int64) (ReadResult, error) {
 // the end of the file) of the text file name, numbered like "  12 | code",
 // and the number of lines in the file. At most MaxInspectLines lines are
 // returned; lines longer than 2000 bytes are cut.
-func (w *Workspace) Lines(name string, start, end int) (text string, total int, err error) {
+func (w *Workspace) Lines(ctx context.Context, name string, start, end int) (text string, total int, err error) {
 	if start < 1 {
 		return "", 0, newErr(nil, nil, "start_line must be 1 or more (got %d); lines are numbered from 1", start)
 	}
@@ -187,7 +188,7 @@ func (w *Workspace) Lines(name string, start, end int) (text string, total int, 
 		return "", 0, newErr(nil, nil, "lines %d-%d are %d lines; inspect at most %d lines at a time",
 			start, end, end-start+1, MaxInspectLines)
 	}
-	if err := w.lock(); err != nil {
+	if err := w.lock(ctx); err != nil {
 		return "", 0, err
 	}
 	defer w.mu.Unlock()

@@ -1,4 +1,4 @@
-package tools
+package workspace
 
 import (
 	"fmt"
@@ -44,10 +44,11 @@ func TestHostileEditOccurrenceCount(t *testing.T) {
 // with the workspace lock held; it must now finish well inside the test
 // timeout and say how often the text occurs.
 func TestHostileEditLarge(t *testing.T) {
+	ctx := t.Context()
 	for _, tc := range hostileEditCases {
 		t.Run(tc.name, func(t *testing.T) {
 			w, _ := newWS(t, nil, map[string]string{"big.txt": tc.content})
-			_, err := w.Edit("big.txt", tc.old, "z")
+			_, err := w.Edit(ctx, "big.txt", tc.old, "z")
 			want := naiveCount(tc.content, tc.old, 2)
 			switch {
 			case want == 0:
@@ -109,29 +110,38 @@ func BenchmarkEditLarge(b *testing.B) {
 }
 
 // BenchmarkDiffLarge measures the diff of the largest files an edit can
-// produce: the minimal diff is bounded by maxDiffLines and maxDiffEdits, and
-// past them the change is shown as one block, so the cost stays linear.
+// produce, half of MaxWrite each: the line diff is limited to middles of
+// maxDiffLines, the common lines around a change are set aside first, and
+// only what the cap shows is formatted.
 func BenchmarkDiffLarge(b *testing.B) {
-	var x, y strings.Builder
+	var x, y, one strings.Builder
 	for i := 0; x.Len() < MaxWrite/2; i++ {
 		fmt.Fprintf(&x, "line %d\n", i)
 		fmt.Fprintf(&y, "line %d\n", i*7%1000)
+		if i == 500000 {
+			one.WriteString("changed\n")
+		} else {
+			fmt.Fprintf(&one, "line %d\n", i)
+		}
 	}
-	// Just under maxDiffLines, with every other line changed: the minimal
-	// diff searches up to maxDiffEdits before giving up.
+	// Just under maxDiffLines, with every other line changed: the line diff
+	// runs on all of it.
 	var p, q strings.Builder
-	for i := range maxDiffLines / 2 {
+	for i := range maxDiffLines / 4 {
 		fmt.Fprintf(&p, "same\nold %d\n", i)
 		fmt.Fprintf(&q, "same\nnew %d\n", i)
 	}
 	cases := []struct{ name, old, new string }{
 		{"all lines changed", x.String(), y.String()},
-		{"edit search at its bound", p.String()[:p.Len()/2], q.String()[:q.Len()/2]},
+		{"one line changed", x.String(), one.String()},
+		{"new file", "", x.String()},
+		{"line diff at its bound", p.String(), q.String()},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(tc.old) + len(tc.new)))
 			for b.Loop() {
-				capDiff(UnifiedDiff("f", tc.old, tc.new))
+				UnifiedDiff("f", tc.old, tc.new)
 			}
 		})
 	}

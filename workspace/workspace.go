@@ -1,4 +1,4 @@
-package tools
+package workspace
 
 import (
 	"errors"
@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"sync"
 )
 
@@ -78,20 +77,20 @@ func newErr(kind, cause error, format string, args ...any) error {
 	return &wsError{msg: fmt.Sprintf(format, args...), kind: kind, cause: cause}
 }
 
-// Workspace is the agent-visible directory of one episode. Every file
-// access goes through an os.Root opened on the directory, after the agent's
-// path has been checked and its symbolic links resolved inside the
-// workspace, so nothing the agent passes reaches outside it. Files matching
-// the task's read-only patterns cannot be changed. Changes are recorded so
+// Workspace is the agent-visible directory of one episode, on this host.
+// Every file access goes through an os.Root opened on the directory, after
+// the agent's path has been checked and its symbolic links resolved inside
+// the workspace, so nothing the agent passes reaches outside it. Files the
+// task's read-only Matcher covers cannot be changed. Changes are recorded so
 // that they can be undone.
 //
-// A Workspace is safe for concurrent use.
+// A Workspace is safe for concurrent use. It implements Files.
 type Workspace struct {
 	mu       sync.Mutex
 	root     *os.Root
 	closed   bool
 	absDirs  []string // absolute spellings of the directory
-	readOnly []string // cleaned read-only patterns
+	readOnly Matcher  // nil: nothing is read-only
 
 	hist      map[string][]*version // keyed by resolved path
 	histBytes int64
@@ -100,6 +99,9 @@ type Workspace struct {
 	// uid and gid own what the workspace creates; -1 keeps the server's.
 	uid, gid int
 }
+
+// The workspace on this host is what tools act on.
+var _ Files = (*Workspace)(nil)
 
 // version is the state of a file before one change.
 type version struct {
@@ -111,21 +113,26 @@ type version struct {
 	tooLarge bool // existed, but was larger than maxBackupBytes: data not kept
 }
 
-// OpenWorkspace opens the workspace at dir. readOnly holds the task's
-// read-only patterns (path.Match syntax, as in read_only_files.txt); blank
-// entries and lines starting with "#" are ignored.
-func OpenWorkspace(dir string, readOnly []string) (*Workspace, error) {
-	patterns, err := cleanPatterns(readOnly)
-	if err != nil {
-		return nil, err
-	}
+// Matcher says which paths of a workspace are read-only. The task owns the
+// patterns and parses them once; the workspace only asks.
+type Matcher interface {
+	// Match reports whether rel is read-only. rel is clean, relative to the
+	// workspace root and slash-separated, never "." and never holding "..".
+	// The workspace asks about a path and about every directory above it, so
+	// a Matcher that covers a directory covers everything below it.
+	Match(rel string) bool
+}
+
+// Open opens the workspace at dir. readOnly says which paths cannot be
+// changed; nil means none.
+func Open(dir string, readOnly Matcher) (*Workspace, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open workspace: %w", err)
 	}
 	w := &Workspace{
 		root:     root,
-		readOnly: patterns,
+		readOnly: readOnly,
 		hist:     make(map[string][]*version),
 		uid:      -1,
 		gid:      -1,
@@ -137,49 +144,6 @@ func OpenWorkspace(dir string, readOnly []string) (*Workspace, error) {
 		}
 	}
 	return w, nil
-}
-
-// cleanPatterns normalises read-only patterns: "./x" and "/x" mean "x", and
-// a trailing "/", "/*" or "/**" covers the whole directory (any path below a
-// matching directory is read-only anyway, see matchReadOnly).
-func cleanPatterns(in []string) ([]string, error) {
-	var out []string
-	for _, p := range in {
-		p = strings.TrimSpace(p)
-		if p == "" || strings.HasPrefix(p, "#") {
-			continue
-		}
-		orig := p
-		p = strings.ReplaceAll(p, `\`, "/")
-		for strings.HasPrefix(p, "./") || strings.HasPrefix(p, "/") {
-			p = strings.TrimPrefix(strings.TrimPrefix(p, "./"), "/")
-		}
-		for {
-			switch {
-			case strings.HasSuffix(p, "/**"):
-				p = strings.TrimSuffix(p, "/**")
-				continue
-			case strings.HasSuffix(p, "/*"):
-				p = strings.TrimSuffix(p, "/*")
-				continue
-			case strings.HasSuffix(p, "/"):
-				p = strings.TrimSuffix(p, "/")
-				continue
-			}
-			break
-		}
-		if p == "" || p == "." || p == "**" {
-			p = "*" // the whole workspace
-		}
-		if _, err := path.Match(p, ""); err != nil {
-			return nil, fmt.Errorf("read-only pattern %q: %w", orig, err)
-		}
-		if _, err := path.Match(p, p); err != nil {
-			return nil, fmt.Errorf("read-only pattern %q: %w", orig, err)
-		}
-		out = append(out, p)
-	}
-	return out, nil
 }
 
 // Close releases the workspace directory. Later calls fail.
@@ -195,65 +159,58 @@ func (w *Workspace) Close() error {
 	return w.root.Close()
 }
 
-// IsReadOnly reports whether the task's read-only patterns cover name.
+// IsReadOnly reports whether the task's read-only Matcher covers name.
 // Invalid paths are not read-only (they cannot be written either). It does
-// not follow symbolic links; the mutating methods also check where a link
+// not follow symbolic links; the changing methods also check where a link
 // leads.
 func (w *Workspace) IsReadOnly(name string) bool {
 	clean, err := w.cleanPath(name, false)
 	if err != nil {
 		return false
 	}
-	return w.matchReadOnly(clean)
+	return covered(w.readOnly, clean)
 }
 
-// matchReadOnly matches a clean relative path, and each directory above
-// it, against the patterns: the whole path, and the base name for patterns
-// without a "/".
-func (w *Workspace) matchReadOnly(p string) bool {
+// covered asks ro about the clean relative path p and each directory above
+// it: a file inside a read-only directory is read-only.
+func covered(ro Matcher, p string) bool {
+	if ro == nil {
+		return false
+	}
 	for c := p; c != "." && c != "/" && c != ""; c = path.Dir(c) {
-		for _, pat := range w.readOnly {
-			if globMatch(pat, c) {
-				return true
-			}
-			if !strings.Contains(pat, "/") && globMatch(pat, path.Base(c)) {
-				return true
-			}
+		if ro.Match(c) {
+			return true
 		}
 	}
 	return false
 }
 
-func globMatch(pattern, name string) bool {
-	ok, err := path.Match(pattern, name)
-	if err != nil {
-		return pattern == name
-	}
-	return ok
-}
-
-// ReadOnlyFiles lists the files under dir (relative, slash-separated) that
-// the read-only patterns cover, with the same rules the tools apply, so that
-// a sandbox can also keep scripts from changing them.
-func ReadOnlyFiles(dir string, readOnly []string) ([]string, error) {
-	if len(readOnly) == 0 {
+// ReadOnlyFiles lists the regular files under dir (relative,
+// slash-separated) that ro covers, by the rule the workspace applies, so
+// that a sandbox can also keep scripts from changing them and an eval can
+// restore them.
+func ReadOnlyFiles(dir string, ro Matcher) ([]string, error) {
+	// A Matcher that knows it covers nothing (as empty Patterns do) saves
+	// walking a tree that may hold a large dataset.
+	if e, ok := ro.(interface{ Empty() bool }); ro == nil || ok && e.Empty() {
 		return nil, nil
 	}
-	w, err := OpenWorkspace(dir, readOnly)
-	if err != nil {
-		return nil, err
-	}
-	defer w.Close()
 	var files []string
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err
 		}
 		rel, err := filepath.Rel(dir, p)
-		if err == nil && w.IsReadOnly(filepath.ToSlash(rel)) {
-			files = append(files, filepath.ToSlash(rel))
+		if err != nil {
+			return err
 		}
-		return err
+		if rel = filepath.ToSlash(rel); covered(ro, rel) {
+			files = append(files, rel)
+		}
+		return nil
 	})
-	return files, err
+	if err != nil {
+		return nil, fmt.Errorf("list read-only files under %s: %w", dir, err)
+	}
+	return files, nil
 }

@@ -1,6 +1,7 @@
-package tools
+package workspace
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -185,8 +186,12 @@ func (w *Workspace) fsErr(noun, name string, err error) error {
 	return newErr(nil, err, "%q: %v", name, err)
 }
 
-// lock takes the mutex and fails if the workspace is closed.
-func (w *Workspace) lock() error {
+// lock takes the mutex and fails if the workspace is closed or the call
+// was cancelled before it began: a cancelled call changes nothing.
+func (w *Workspace) lock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -212,7 +217,7 @@ func (w *Workspace) target(name string) (clean, resolved string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	if w.matchReadOnly(clean) {
+	if covered(w.readOnly, clean) {
 		return "", "", newErr(ErrReadOnly, nil, "file %q is read-only in this task", clean)
 	}
 	resolved, err = w.resolve(clean)
@@ -222,7 +227,7 @@ func (w *Workspace) target(name string) (clean, resolved string, err error) {
 	if resolved == "." {
 		return "", "", newErr(nil, nil, "%q is the workspace directory itself: give a file path", clean)
 	}
-	if resolved != clean && w.matchReadOnly(resolved) {
+	if resolved != clean && covered(w.readOnly, resolved) {
 		return "", "", newErr(ErrReadOnly, nil,
 			"file %q is read-only in this task (it is a link to %q)", clean, resolved)
 	}

@@ -1,6 +1,7 @@
-package tools
+package workspace
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -27,7 +28,11 @@ func newWS(t *testing.T, readOnly []string, files map[string]string) (*Workspace
 			t.Fatal(err)
 		}
 	}
-	w, err := OpenWorkspace(dir, readOnly)
+	ro, err := ParsePatterns(readOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := Open(dir, ro)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,22 +63,23 @@ func wantErr(t *testing.T, err error, substr string) {
 }
 
 // ops runs every operation on name; each must fail.
-func allOps(w *Workspace, name string) map[string]error {
+func allOps(ctx context.Context, w *Workspace, name string) map[string]error {
 	errs := map[string]error{}
-	_, errs["list"] = w.List(name)
-	_, errs["read"] = w.Read(name, 0, 0)
-	errs["write"] = w.Write(name, "x")
-	errs["append"] = w.Append(name, "x")
-	errs["copy-src"] = w.Copy(name, "copied.txt")
-	errs["copy-dst"] = w.Copy("inside.txt", name)
-	_, _, errs["lines"] = w.Lines(name, 1, 1)
-	_, errs["edit"] = w.Edit(name, "a", "b")
-	_, errs["replace"] = w.ReplaceLines(name, 1, 1, "b")
-	_, errs["undo"] = w.Undo(name)
+	_, errs["list"] = w.List(ctx, name)
+	_, errs["read"] = w.Read(ctx, name, 0, 0)
+	errs["write"] = w.Write(ctx, name, "x")
+	errs["append"] = w.Append(ctx, name, "x")
+	errs["copy-src"] = w.Copy(ctx, name, "copied.txt")
+	errs["copy-dst"] = w.Copy(ctx, "inside.txt", name)
+	_, _, errs["lines"] = w.Lines(ctx, name, 1, 1)
+	_, errs["edit"] = w.Edit(ctx, name, "a", "b")
+	_, errs["replace"] = w.ReplaceLines(ctx, name, 1, 1, "b")
+	_, errs["undo"] = w.Undo(ctx, name)
 	return errs
 }
 
 func TestTraversalRefused(t *testing.T) {
+	ctx := t.Context()
 	w, dir := newWS(t, nil, map[string]string{"inside.txt": "a\n", "a/b/c.txt": "c\n"})
 	outside := filepath.Join(filepath.Dir(dir), "x")
 	for _, p := range []string{
@@ -81,7 +87,7 @@ func TestTraversalRefused(t *testing.T) {
 		"/", "C:/x", "c:x", `..\x`, `a\..\..\x`, "a\x00b", outside, "/" + dir + "/../x",
 	} {
 		t.Run(p, func(t *testing.T) {
-			for op, err := range allOps(w, p) {
+			for op, err := range allOps(ctx, w, p) {
 				if err == nil {
 					t.Errorf("%s(%q) succeeded", op, p)
 					continue
@@ -96,47 +102,50 @@ func TestTraversalRefused(t *testing.T) {
 		t.Fatal("a file was created outside the workspace")
 	}
 	// The messages say what to do.
-	err := w.Write("../x", "x")
+	err := w.Write(ctx, "../x", "x")
 	wantErr(t, err, `path "../x" is outside the workspace: use a path relative to the workspace root, without ".."`)
 	if !errors.Is(err, ErrOutsideWorkspace) {
 		t.Errorf("error %v is not ErrOutsideWorkspace", err)
 	}
-	_, err = w.Read("/etc/passwd", 0, 0)
+	_, err = w.Read(ctx, "/etc/passwd", 0, 0)
 	wantErr(t, err, `path "/etc/passwd" is outside the workspace`)
-	_, err = w.Read("", 0, 0)
+	_, err = w.Read(ctx, "", 0, 0)
 	wantErr(t, err, "path is empty")
-	_, err = w.Read("a\x00b", 0, 0)
+	_, err = w.Read(ctx, "a\x00b", 0, 0)
 	wantErr(t, err, "NUL byte")
 }
 
 func TestAbsolutePathInsideWorkspace(t *testing.T) {
+	ctx := t.Context()
 	w, dir := newWS(t, nil, map[string]string{"a/b.txt": "hello\n"})
-	r, err := w.Read(filepath.ToSlash(filepath.Join(dir, "a/b.txt")), 0, 0)
+	r, err := w.Read(ctx, filepath.ToSlash(filepath.Join(dir, "a/b.txt")), 0, 0)
 	if err != nil || r.Content != "hello\n" {
 		t.Fatalf("Read(absolute path inside) = %+v, %v", r, err)
 	}
 }
 
 func TestCleanPaths(t *testing.T) {
+	ctx := t.Context()
 	w, dir := newWS(t, nil, nil)
-	if err := w.Write("./a//b/./c.txt", "x"); err != nil {
+	if err := w.Write(ctx, "./a//b/./c.txt", "x"); err != nil {
 		t.Fatal(err)
 	}
 	if got, ok := readDisk(t, dir, "a/b/c.txt"); !ok || got != "x" {
 		t.Fatalf("a/b/c.txt = %q, %v", got, ok)
 	}
-	entries, err := w.List("")
+	entries, err := w.List(ctx, "")
 	if err != nil || len(entries) != 1 || entries[0] != (Entry{Name: "a", Type: "dir"}) {
 		t.Fatalf("List(\"\") = %+v, %v", entries, err)
 	}
-	if _, err := w.List("./a/"); err != nil {
+	if _, err := w.List(ctx, "./a/"); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, w.Write("", "x"), "path is empty")
-	wantErr(t, w.Write(".", "x"), "workspace directory itself")
+	wantErr(t, w.Write(ctx, "", "x"), "path is empty")
+	wantErr(t, w.Write(ctx, ".", "x"), "workspace directory itself")
 }
 
 func TestSymlinkOutside(t *testing.T) {
+	ctx := t.Context()
 	w, dir := newWS(t, nil, map[string]string{"inside.txt": "in\n"})
 	secret := filepath.Join(t.TempDir(), "secret.txt")
 	if err := os.WriteFile(secret, []byte("secret\n"), 0o644); err != nil {
@@ -159,25 +168,25 @@ func TestSymlinkOutside(t *testing.T) {
 	}
 	for _, p := range []string{"link", "link/passwd", "rellink", "filelink", "dirlink/secret.txt", "dirlink/new.txt", "uplink", "uplink/x", "deep/up/x"} {
 		t.Run(p, func(t *testing.T) {
-			for op, err := range allOps(w, p) {
+			for op, err := range allOps(ctx, w, p) {
 				if err == nil {
 					t.Errorf("%s(%q) succeeded", op, p)
 				}
 			}
 		})
 	}
-	_, err := w.Read("link/passwd", 0, 0)
+	_, err := w.Read(ctx, "link/passwd", 0, 0)
 	wantErr(t, err, `path "link/passwd" resolves outside the workspace`)
 	if !errors.Is(err, ErrOutsideWorkspace) {
 		t.Errorf("%v is not ErrOutsideWorkspace", err)
 	}
-	_, err = w.List("link")
+	_, err = w.List(ctx, "link")
 	wantErr(t, err, `path "link" resolves outside the workspace`)
-	wantErr(t, w.Write("link/passwd", "x"), "resolves outside the workspace")
-	_, err = w.Read("filelink", 0, 0)
+	wantErr(t, w.Write(ctx, "link/passwd", "x"), "resolves outside the workspace")
+	_, err = w.Read(ctx, "filelink", 0, 0)
 	wantErr(t, err, `path "filelink" resolves outside the workspace`)
-	wantErr(t, w.Write("filelink", "pwned"), "resolves outside the workspace")
-	wantErr(t, w.Append("filelink", "pwned"), "resolves outside the workspace")
+	wantErr(t, w.Write(ctx, "filelink", "pwned"), "resolves outside the workspace")
+	wantErr(t, w.Append(ctx, "filelink", "pwned"), "resolves outside the workspace")
 	if b, _ := os.ReadFile(secret); string(b) != "secret\n" {
 		t.Fatalf("outside file changed: %q", b)
 	}
@@ -185,7 +194,7 @@ func TestSymlinkOutside(t *testing.T) {
 		t.Fatal("file created outside through a link")
 	}
 	// The links themselves are listed.
-	entries, err := w.List("")
+	entries, err := w.List(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,6 +208,7 @@ func TestSymlinkOutside(t *testing.T) {
 }
 
 func TestSymlinksInside(t *testing.T) {
+	ctx := t.Context()
 	w, dir := newWS(t, []string{"data/*"}, map[string]string{
 		"src/train.py": "print(1)\n",
 		"data/x.csv":   "1,2\n",
@@ -218,24 +228,24 @@ func TestSymlinksInside(t *testing.T) {
 	mustLink("data/x.csv", "x.csv")
 	mustLink("new/thing.txt", "dangling")
 
-	r, err := w.Read("t.py", 0, 0)
+	r, err := w.Read(ctx, "t.py", 0, 0)
 	if err != nil || r.Content != "print(1)\n" {
 		t.Fatalf("Read through link = %+v, %v", r, err)
 	}
-	if r, err := w.Read("abs.py", 0, 0); err != nil || r.Content != "print(1)\n" {
+	if r, err := w.Read(ctx, "abs.py", 0, 0); err != nil || r.Content != "print(1)\n" {
 		t.Fatalf("Read through absolute inside link = %+v, %v", r, err)
 	}
-	if _, err := w.Read("src2", 0, 0); err == nil {
+	if _, err := w.Read(ctx, "src2", 0, 0); err == nil {
 		t.Fatal("link to ../src/train.py from the root must resolve outside")
 	}
 	for _, name := range []string{"code", "abscode"} {
-		entries, err := w.List(name)
+		entries, err := w.List(ctx, name)
 		if err != nil || len(entries) != 1 || entries[0].Name != "train.py" {
 			t.Fatalf("List(%s) = %+v, %v", name, entries, err)
 		}
 	}
 	// Writing through a link writes the target, and undo finds its history.
-	if err := w.Write("code/train.py", "print(2)\n"); err != nil {
+	if err := w.Write(ctx, "code/train.py", "print(2)\n"); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := readDisk(t, dir, "src/train.py"); got != "print(2)\n" {
@@ -244,23 +254,23 @@ func TestSymlinksInside(t *testing.T) {
 	if fi, err := os.Lstat(filepath.Join(dir, "t.py")); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
 		t.Fatal("the link itself was replaced")
 	}
-	if _, err := w.Undo("t.py"); err != nil {
+	if _, err := w.Undo(ctx, "t.py"); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := readDisk(t, dir, "src/train.py"); got != "print(1)\n" {
 		t.Fatalf("after undo target = %q", got)
 	}
 	// A dangling link inside creates its target.
-	if err := w.Write("dangling", "new\n"); err != nil {
+	if err := w.Write(ctx, "dangling", "new\n"); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := readDisk(t, dir, "new/thing.txt"); got != "new\n" {
 		t.Fatalf("dangling target = %q", got)
 	}
 	// Links may not be used to get around read-only patterns.
-	wantErr(t, w.Write("x.csv", "pwned"), `file "x.csv" is read-only in this task (it is a link to "data/x.csv")`)
-	wantErr(t, w.Write("d/new.csv", "pwned"), "read-only")
-	_, err = w.Edit("d/x.csv", "1", "9")
+	wantErr(t, w.Write(ctx, "x.csv", "pwned"), `file "x.csv" is read-only in this task (it is a link to "data/x.csv")`)
+	wantErr(t, w.Write(ctx, "d/new.csv", "pwned"), "read-only")
+	_, err = w.Edit(ctx, "d/x.csv", "1", "9")
 	wantErr(t, err, "read-only")
 	if got, _ := readDisk(t, dir, "data/x.csv"); got != "1,2\n" {
 		t.Fatalf("read-only file changed: %q", got)
@@ -268,20 +278,22 @@ func TestSymlinksInside(t *testing.T) {
 }
 
 func TestSymlinkLoop(t *testing.T) {
+	ctx := t.Context()
 	w, dir := newWS(t, nil, nil)
 	os.Symlink("b", filepath.Join(dir, "a"))
 	os.Symlink("a", filepath.Join(dir, "b"))
-	_, err := w.Read("a", 0, 0)
+	_, err := w.Read(ctx, "a", 0, 0)
 	wantErr(t, err, "too many symbolic links")
-	wantErr(t, w.Write("a/x", "x"), "too many symbolic links")
+	wantErr(t, w.Write(ctx, "a/x", "x"), "too many symbolic links")
 }
 
 func TestHardLinkToReadOnlyIsReplacedNotWrittenThrough(t *testing.T) {
+	ctx := t.Context()
 	w, dir := newWS(t, []string{"train.csv"}, map[string]string{"train.csv": "orig\n"})
 	if err := os.Link(filepath.Join(dir, "train.csv"), filepath.Join(dir, "h.csv")); err != nil {
 		t.Skip("hard links not supported:", err)
 	}
-	if err := w.Write("h.csv", "new\n"); err != nil {
+	if err := w.Write(ctx, "h.csv", "new\n"); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := readDisk(t, dir, "train.csv"); got != "orig\n" {
@@ -290,6 +302,7 @@ func TestHardLinkToReadOnlyIsReplacedNotWrittenThrough(t *testing.T) {
 }
 
 func TestReadOnlyPatterns(t *testing.T) {
+	ctx := t.Context()
 	patterns := []string{"train.csv", "data/*", "models/", "ckpt/**", "./answer.txt", "*.npy", "", "# comment"}
 	w, dir := newWS(t, patterns, map[string]string{
 		"train.csv":         "a,b\n",
@@ -332,13 +345,13 @@ func TestReadOnlyPatterns(t *testing.T) {
 			}
 			before, existed := readDisk(t, dir, tt.path)
 			errs := map[string]error{
-				"write":  w.Write(tt.path, "changed\n"),
-				"append": w.Append(tt.path, "more\n"),
-				"copy":   w.Copy("train.py", tt.path),
+				"write":  w.Write(ctx, tt.path, "changed\n"),
+				"append": w.Append(ctx, tt.path, "more\n"),
+				"copy":   w.Copy(ctx, "train.py", tt.path),
 			}
-			_, errs["edit"] = w.Edit(tt.path, "a", "b")
-			_, errs["replace"] = w.ReplaceLines(tt.path, 1, 1, "z")
-			_, errs["undo"] = w.Undo(tt.path)
+			_, errs["edit"] = w.Edit(ctx, tt.path, "a", "b")
+			_, errs["replace"] = w.ReplaceLines(ctx, tt.path, 1, 1, "z")
+			_, errs["undo"] = w.Undo(ctx, tt.path)
 			for op, err := range errs {
 				if !tt.ro {
 					if err != nil && strings.Contains(err.Error(), "read-only") {
@@ -358,26 +371,27 @@ func TestReadOnlyPatterns(t *testing.T) {
 				}
 				// Reading and copying from it stay allowed.
 				if existed {
-					if _, err := w.Read(tt.path, 0, 0); err != nil {
+					if _, err := w.Read(ctx, tt.path, 0, 0); err != nil {
 						t.Errorf("Read(%q): %v", tt.path, err)
 					}
-					if err := w.Copy(tt.path, "copy-of-ro.txt"); err != nil {
+					if err := w.Copy(ctx, tt.path, "copy-of-ro.txt"); err != nil {
 						t.Errorf("Copy(%q): %v", tt.path, err)
 					}
 				}
 			}
 		})
 	}
-	if _, err := OpenWorkspace(dir, []string{"[abc"}); err == nil {
+	if _, err := ParsePatterns([]string{"[abc"}); err == nil || !strings.Contains(err.Error(), `read-only pattern "[abc"`) {
 		t.Error("bad pattern accepted")
 	}
 }
 
 func TestReadTruncationAndOffsets(t *testing.T) {
+	ctx := t.Context()
 	big := strings.Repeat("0123456789abcdef", 8192) // 128 KiB
 	w, _ := newWS(t, nil, map[string]string{"big.txt": big, "small.txt": "hello\n", "empty.txt": ""})
 
-	r, err := w.Read("big.txt", 0, 0)
+	r, err := w.Read(ctx, "big.txt", 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +402,7 @@ func TestReadTruncationAndOffsets(t *testing.T) {
 	if !strings.HasSuffix(r.Text(), wantNote) {
 		t.Fatalf("Text() ends %q", r.Text()[len(r.Text())-120:])
 	}
-	r, err = w.Read("big.txt", r.NextOffset, 1<<30)
+	r, err = w.Read(ctx, "big.txt", r.NextOffset, 1<<30)
 	if err != nil || r.Truncated || r.Offset != MaxRead || r.Content != big[MaxRead:] || r.NextOffset != 0 {
 		t.Fatalf("second chunk: off %d bytes %d trunc %v, %v", r.Offset, r.Bytes, r.Truncated, err)
 	}
@@ -396,37 +410,38 @@ func TestReadTruncationAndOffsets(t *testing.T) {
 		t.Fatal("Text() of the last chunk has a note")
 	}
 
-	r, err = w.Read("small.txt", 1, 3)
+	r, err = w.Read(ctx, "small.txt", 1, 3)
 	if err != nil || r.Content != "ell" || !r.Truncated || r.NextOffset != 4 {
 		t.Fatalf("small range: %+v, %v", r, err)
 	}
-	r, err = w.Read("small.txt", 6, 0)
+	r, err = w.Read(ctx, "small.txt", 6, 0)
 	if err != nil || r.Content != "" || r.Truncated {
 		t.Fatalf("at end: %+v, %v", r, err)
 	}
-	_, err = w.Read("small.txt", 7, 0)
+	_, err = w.Read(ctx, "small.txt", 7, 0)
 	wantErr(t, err, "beyond the end")
-	_, err = w.Read("small.txt", -1, 0)
+	_, err = w.Read(ctx, "small.txt", -1, 0)
 	wantErr(t, err, "offset must be >= 0")
-	r, err = w.Read("empty.txt", 0, 0)
+	r, err = w.Read(ctx, "empty.txt", 0, 0)
 	if err != nil || r.Text() != "[the file is empty]" {
 		t.Fatalf("empty: %+v, %v", r, err)
 	}
-	_, err = w.Read("missing.py", 0, 0)
+	_, err = w.Read(ctx, "missing.py", 0, 0)
 	wantErr(t, err, `file "missing.py" does not exist (use list_files to see the workspace)`)
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Error("missing file error is not fs.ErrNotExist")
 	}
-	_, err = w.Read(".", 0, 0)
+	_, err = w.Read(ctx, ".", 0, 0)
 	wantErr(t, err, "is a directory")
 }
 
 func TestReadUTF8Boundaries(t *testing.T) {
+	ctx := t.Context()
 	s := "aé€😀b" // 1 + 2 + 3 + 4 + 1 bytes
 	w, _ := newWS(t, nil, map[string]string{"u.txt": s})
 	for off := int64(0); off <= int64(len(s)); off++ {
 		for limit := int64(1); limit <= int64(len(s)); limit++ {
-			r, err := w.Read("u.txt", off, limit)
+			r, err := w.Read(ctx, "u.txt", off, limit)
 			if err != nil {
 				t.Fatalf("Read(%d, %d): %v", off, limit, err)
 			}
@@ -447,7 +462,7 @@ func TestReadUTF8Boundaries(t *testing.T) {
 	// Reading chunk by chunk with NextOffset gives back the whole file.
 	var got strings.Builder
 	for off := int64(0); ; {
-		r, err := w.Read("u.txt", off, 2)
+		r, err := w.Read(ctx, "u.txt", off, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -463,25 +478,27 @@ func TestReadUTF8Boundaries(t *testing.T) {
 }
 
 func TestBinaryRefused(t *testing.T) {
+	ctx := t.Context()
 	bin := "PK\x03\x04\x00\x00" + strings.Repeat("x", 100)
 	w, _ := newWS(t, nil, map[string]string{"m.bin": bin, "late.txt": strings.Repeat("a", 9000) + "\x00"})
-	_, err := w.Read("m.bin", 0, 0)
+	_, err := w.Read(ctx, "m.bin", 0, 0)
 	wantErr(t, err, fmt.Sprintf(`file "m.bin" looks binary (%d bytes`, len(bin)))
-	_, _, err = w.Lines("m.bin", 1, 1)
+	_, _, err = w.Lines(ctx, "m.bin", 1, 1)
 	wantErr(t, err, "looks binary")
-	_, err = w.Edit("m.bin", "PK", "ZZ")
+	_, err = w.Edit(ctx, "m.bin", "PK", "ZZ")
 	wantErr(t, err, "looks binary")
 	// Only the first 8 KiB are checked.
-	if _, err := w.Read("late.txt", 0, 10); err != nil {
+	if _, err := w.Read(ctx, "late.txt", 0, 10); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestList(t *testing.T) {
+	ctx := t.Context()
 	w, dir := newWS(t, nil, map[string]string{"b.txt": "12345", "a/x.txt": "", "c.py": "x"})
 	os.Symlink("b.txt", filepath.Join(dir, "link"))
 	haveFIFO := exec.Command("mkfifo", filepath.Join(dir, "fifo")).Run() == nil
-	got, err := w.List("")
+	got, err := w.List(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,23 +509,24 @@ func TestList(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("List = %+v, want %+v", got, want)
 	}
-	_, err = w.List("b.txt")
+	_, err = w.List(ctx, "b.txt")
 	wantErr(t, err, "is a file, not a directory")
-	_, err = w.List("nope")
+	_, err = w.List(ctx, "nope")
 	wantErr(t, err, `directory "nope" does not exist`)
 	if !haveFIFO {
 		t.Skip("mkfifo not available")
 	}
 	// A FIFO made by a script must not hang reads, writes or copies.
-	wantErr(t, w.Copy("fifo", "x"), "not a regular file")
-	_, _, err = w.Lines("fifo", 1, 1)
+	wantErr(t, w.Copy(ctx, "fifo", "x"), "not a regular file")
+	_, _, err = w.Lines(ctx, "fifo", 1, 1)
 	wantErr(t, err, "not a regular file")
-	_, err = w.Read("fifo", 0, 0)
+	_, err = w.Read(ctx, "fifo", 0, 0)
 	wantErr(t, err, "not a regular file")
-	wantErr(t, w.Write("fifo", "x"), "not a regular file")
+	wantErr(t, w.Write(ctx, "fifo", "x"), "not a regular file")
 }
 
 func TestLines(t *testing.T) {
+	ctx := t.Context()
 	var sb strings.Builder
 	for i := 1; i <= 250; i++ {
 		fmt.Fprintf(&sb, "line %d\n", i)
@@ -540,7 +558,7 @@ func TestLines(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, total, err := w.Lines(tt.file, tt.start, tt.end)
+			got, total, err := w.Lines(ctx, tt.file, tt.start, tt.end)
 			if tt.err != "" {
 				wantErr(t, err, tt.err)
 				return
@@ -550,17 +568,18 @@ func TestLines(t *testing.T) {
 			}
 		})
 	}
-	got, total, err := w.Lines("long.txt", 1, 2)
+	got, total, err := w.Lines(ctx, "long.txt", 1, 2)
 	if err != nil || total != 2 || !utf8.ValidString(got) || !strings.Contains(got, "[line cut: 6001 bytes in all]") || !strings.HasSuffix(got, "2 | x\n") {
 		t.Fatalf("long line: %q, %d, %v", got[len(got)-80:], total, err)
 	}
 }
 
 func TestWriteAppendModes(t *testing.T) {
+	ctx := t.Context()
 	w, dir := newWS(t, nil, map[string]string{"exe.sh": "#!/bin/sh\n", "ro.txt": "locked\n"})
 	os.Chmod(filepath.Join(dir, "exe.sh"), 0o755)
 	os.Chmod(filepath.Join(dir, "ro.txt"), 0o444)
-	if err := w.Write("deep/er/new.py", "x = 1\n"); err != nil {
+	if err := w.Write(ctx, "deep/er/new.py", "x = 1\n"); err != nil {
 		t.Fatal(err)
 	}
 	for name, mode := range map[string]fs.FileMode{"deep": 0o755, "deep/er": 0o755, "deep/er/new.py": 0o644} {
@@ -573,7 +592,7 @@ func TestWriteAppendModes(t *testing.T) {
 			t.Errorf("%s mode %v, want %v", name, fi.Mode().Perm(), mode)
 		}
 	}
-	if err := w.Append("exe.sh", "echo hi\n"); err != nil {
+	if err := w.Append(ctx, "exe.sh", "echo hi\n"); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := readDisk(t, dir, "exe.sh"); got != "#!/bin/sh\necho hi\n" {
@@ -582,16 +601,16 @@ func TestWriteAppendModes(t *testing.T) {
 	if fi, _ := os.Stat(filepath.Join(dir, "exe.sh")); fi.Mode().Perm() != 0o755 {
 		t.Errorf("existing file mode changed to %v", fi.Mode().Perm())
 	}
-	if err := w.Append("fresh.log", "one\n"); err != nil {
+	if err := w.Append(ctx, "fresh.log", "one\n"); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := readDisk(t, dir, "fresh.log"); got != "one\n" {
 		t.Fatalf("append new = %q", got)
 	}
-	wantErr(t, w.Write("ro.txt", "x"), "not writable")
-	wantErr(t, w.Write("deep", "x"), `"deep" is a directory`)
-	wantErr(t, w.Write("deep/er/new.py/x", "x"), "part of its path is a file, not a directory")
-	wantErr(t, w.Write("big.txt", strings.Repeat("x", MaxWrite+1)), "at most")
+	wantErr(t, w.Write(ctx, "ro.txt", "x"), "not writable")
+	wantErr(t, w.Write(ctx, "deep", "x"), `"deep" is a directory`)
+	wantErr(t, w.Write(ctx, "deep/er/new.py/x", "x"), "part of its path is a file, not a directory")
+	wantErr(t, w.Write(ctx, "big.txt", strings.Repeat("x", MaxWrite+1)), "at most")
 	// No temporary files are left behind.
 	entries, _ := os.ReadDir(filepath.Join(dir, "deep", "er"))
 	for _, e := range entries {
@@ -602,30 +621,31 @@ func TestWriteAppendModes(t *testing.T) {
 }
 
 func TestCopy(t *testing.T) {
+	ctx := t.Context()
 	w, dir := newWS(t, []string{"train.csv"}, map[string]string{"train.csv": "a,b\n1,2\n", "d/x": "x"})
-	if err := w.Copy("train.csv", "work/train_copy.csv"); err != nil {
+	if err := w.Copy(ctx, "train.csv", "work/train_copy.csv"); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := readDisk(t, dir, "work/train_copy.csv"); got != "a,b\n1,2\n" {
 		t.Fatalf("copy = %q", got)
 	}
-	wantErr(t, w.Copy("d", "e"), "is a directory; copy_file copies single files")
-	wantErr(t, w.Copy("train.csv", "d"), `"d" is a directory`)
-	wantErr(t, w.Copy("nope", "e"), `file "nope" does not exist`)
-	wantErr(t, w.Copy("d/x", "d/x"), "are the same file")
-	wantErr(t, w.Copy("d/x", "train.csv"), "read-only")
+	wantErr(t, w.Copy(ctx, "d", "e"), "is a directory; copy_file copies single files")
+	wantErr(t, w.Copy(ctx, "train.csv", "d"), `"d" is a directory`)
+	wantErr(t, w.Copy(ctx, "nope", "e"), `file "nope" does not exist`)
+	wantErr(t, w.Copy(ctx, "d/x", "d/x"), "are the same file")
+	wantErr(t, w.Copy(ctx, "d/x", "train.csv"), "read-only")
 	// Copying over a file can be undone, and undoing the first copy
 	// removes the destination.
-	if err := w.Copy("d/x", "work/train_copy.csv"); err != nil {
+	if err := w.Copy(ctx, "d/x", "work/train_copy.csv"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Undo("work/train_copy.csv"); err != nil {
+	if _, err := w.Undo(ctx, "work/train_copy.csv"); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := readDisk(t, dir, "work/train_copy.csv"); got != "a,b\n1,2\n" {
 		t.Fatalf("after undo = %q", got)
 	}
-	if _, err := w.Undo("work/train_copy.csv"); err != nil {
+	if _, err := w.Undo(ctx, "work/train_copy.csv"); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := readDisk(t, dir, "work/train_copy.csv"); ok {
@@ -634,6 +654,7 @@ func TestCopy(t *testing.T) {
 }
 
 func TestEdit(t *testing.T) {
+	ctx := t.Context()
 	src := "import os\n\ndef f():\n    x = 1\n    return x\n\ndef g():\n    x = 1\n    return 2\n"
 	w, dir := newWS(t, nil, map[string]string{"train.py": src, "crlf.py": "a = 1\r\nb = 2\r\n"})
 	tests := []struct {
@@ -649,14 +670,14 @@ func TestEdit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := w.Edit("train.py", tt.old, tt.new)
+			_, err := w.Edit(ctx, "train.py", tt.old, tt.new)
 			wantErr(t, err, tt.err)
 		})
 	}
 	if got, _ := readDisk(t, dir, "train.py"); got != src {
 		t.Fatal("failed edits changed the file")
 	}
-	diff, err := w.Edit("train.py", "    x = 1\n    return 2\n", "    x = 10\n    return 2\n")
+	diff, err := w.Edit(ctx, "train.py", "    x = 1\n    return 2\n", "    x = 10\n    return 2\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -671,17 +692,18 @@ func TestEdit(t *testing.T) {
 		t.Fatal("overlapping matches not counted")
 	}
 	// LF old_text matches a CRLF file.
-	if _, err := w.Edit("crlf.py", "a = 1\nb = 2", "a = 1\nb = 3"); err != nil {
+	if _, err := w.Edit(ctx, "crlf.py", "a = 1\nb = 2", "a = 1\nb = 3"); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := readDisk(t, dir, "crlf.py"); got != "a = 1\r\nb = 3\r\n" {
 		t.Fatalf("crlf edit = %q", got)
 	}
-	_, err = w.Edit("missing.py", "a", "b")
+	_, err = w.Edit(ctx, "missing.py", "a", "b")
 	wantErr(t, err, `file "missing.py" does not exist`)
 }
 
 func TestReplaceLines(t *testing.T) {
+	ctx := t.Context()
 	tests := []struct {
 		name       string
 		content    string
@@ -707,7 +729,7 @@ func TestReplaceLines(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w, dir := newWS(t, nil, map[string]string{"f.txt": tt.content})
-			diff, err := w.ReplaceLines("f.txt", tt.start, tt.end, tt.text)
+			diff, err := w.ReplaceLines(ctx, "f.txt", tt.start, tt.end, tt.text)
 			if tt.err != "" {
 				wantErr(t, err, tt.err)
 				return
@@ -725,19 +747,20 @@ func TestReplaceLines(t *testing.T) {
 		})
 	}
 	w, _ := newWS(t, nil, map[string]string{"f.txt": "1\n"})
-	if diff, err := w.ReplaceLines("f.txt", 1, 1, "1"); err != nil || diff != "" || w.HistoryLen("f.txt") != 0 {
+	if diff, err := w.ReplaceLines(ctx, "f.txt", 1, 1, "1"); err != nil || diff != "" || w.HistoryLen("f.txt") != 0 {
 		t.Fatalf("no-op replace: %q, %v, history %d", diff, err, w.HistoryLen("f.txt"))
 	}
 }
 
 func TestUndoChain(t *testing.T) {
+	ctx := t.Context()
 	w, dir := newWS(t, nil, nil)
 	steps := []func() error{
-		func() error { return w.Write("a/f.py", "v1\n") },
-		func() error { return w.Append("a/f.py", "v2\n") },
-		func() error { _, err := w.Edit("a/f.py", "v2", "V2"); return err },
-		func() error { _, err := w.ReplaceLines("a/f.py", 1, 1, "first"); return err },
-		func() error { return w.Write("a/f.py", "") },
+		func() error { return w.Write(ctx, "a/f.py", "v1\n") },
+		func() error { return w.Append(ctx, "a/f.py", "v2\n") },
+		func() error { _, err := w.Edit(ctx, "a/f.py", "v2", "V2"); return err },
+		func() error { _, err := w.ReplaceLines(ctx, "a/f.py", 1, 1, "first"); return err },
+		func() error { return w.Write(ctx, "a/f.py", "") },
 	}
 	var versions []string
 	for _, step := range steps {
@@ -749,7 +772,7 @@ func TestUndoChain(t *testing.T) {
 	}
 	// Undo walks back through every version.
 	for i := len(versions) - 2; i >= 0; i-- {
-		diff, err := w.Undo("a/f.py")
+		diff, err := w.Undo(ctx, "a/f.py")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -762,7 +785,7 @@ func TestUndoChain(t *testing.T) {
 		}
 	}
 	// The last undo removes the file, which did not exist before.
-	diff, err := w.Undo("a/f.py")
+	diff, err := w.Undo(ctx, "a/f.py")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -772,27 +795,27 @@ func TestUndoChain(t *testing.T) {
 	if want := "--- a/a/f.py\n+++ /dev/null\n@@ -1 +0,0 @@\n-v1\n"; diff != want {
 		t.Fatalf("removal diff = %q, want %q", diff, want)
 	}
-	_, err = w.Undo("a/f.py")
+	_, err = w.Undo(ctx, "a/f.py")
 	wantErr(t, err, "no earlier version of a/f.py to restore")
-	_, err = w.Undo("never.py")
+	_, err = w.Undo(ctx, "never.py")
 	wantErr(t, err, "no earlier version of never.py to restore")
 
 	// Undo restores a file that was deleted behind our back.
-	if err := w.Write("g.py", "one\n"); err != nil {
+	if err := w.Write(ctx, "g.py", "one\n"); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Write("g.py", "two\n"); err != nil {
+	if err := w.Write(ctx, "g.py", "two\n"); err != nil {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(dir, "g.py"))
-	diff, err = w.Undo("g.py")
+	diff, err = w.Undo(ctx, "g.py")
 	if err != nil || diff != "--- /dev/null\n+++ b/g.py\n@@ -0,0 +1 @@\n+one\n" {
 		t.Fatalf("undo over a deleted file: %q, %v", diff, err)
 	}
 	// Undo refuses to clobber a directory that replaced the file.
 	os.Remove(filepath.Join(dir, "g.py"))
 	os.Mkdir(filepath.Join(dir, "g.py"), 0o755)
-	_, err = w.Undo("g.py")
+	_, err = w.Undo(ctx, "g.py")
 	wantErr(t, err, "is a directory")
 	if fi, err := os.Stat(filepath.Join(dir, "g.py")); err != nil || !fi.IsDir() {
 		t.Fatal("directory clobbered")
@@ -800,9 +823,10 @@ func TestUndoChain(t *testing.T) {
 }
 
 func TestHistoryBounds(t *testing.T) {
+	ctx := t.Context()
 	w, dir := newWS(t, nil, nil)
 	for i := 0; i < MaxHistoryVersions+10; i++ {
-		if err := w.Write("f.txt", fmt.Sprintf("v%d\n", i)); err != nil {
+		if err := w.Write(ctx, "f.txt", fmt.Sprintf("v%d\n", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -810,7 +834,7 @@ func TestHistoryBounds(t *testing.T) {
 		t.Fatalf("history has %d versions, want %d", n, MaxHistoryVersions)
 	}
 	for i := 0; i < MaxHistoryVersions; i++ {
-		if _, err := w.Undo("f.txt"); err != nil {
+		if _, err := w.Undo(ctx, "f.txt"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -819,7 +843,7 @@ func TestHistoryBounds(t *testing.T) {
 	if got, _ := readDisk(t, dir, "f.txt"); got != "v9\n" {
 		t.Fatalf("oldest kept version = %q, want v9", got)
 	}
-	if _, err := w.Undo("f.txt"); err == nil {
+	if _, err := w.Undo(ctx, "f.txt"); err == nil {
 		t.Fatal("undo past the kept history succeeded")
 	}
 
@@ -827,7 +851,7 @@ func TestHistoryBounds(t *testing.T) {
 	chunk := strings.Repeat("x", 8<<20)
 	for i := 0; i < 10; i++ {
 		name := fmt.Sprintf("big%d.txt", i%3)
-		if err := w.Write(name, chunk[:len(chunk)-i]); err != nil {
+		if err := w.Write(ctx, name, chunk[:len(chunk)-i]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -846,7 +870,7 @@ func TestHistoryBounds(t *testing.T) {
 	// 7 of the 10 writes replaced an existing file: 7 versions of ~8 MiB
 	// fit in 64 MiB, so all are kept; add more to force eviction.
 	for i := 10; i < 20; i++ {
-		if err := w.Write(fmt.Sprintf("big%d.txt", i%3), chunk[:len(chunk)-i]); err != nil {
+		if err := w.Write(ctx, fmt.Sprintf("big%d.txt", i%3), chunk[:len(chunk)-i]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -857,33 +881,35 @@ func TestHistoryBounds(t *testing.T) {
 		t.Fatalf("no versions evicted (%d kept)", n)
 	}
 	// Undo still walks back through what is kept.
-	if _, err := w.Undo("big1.txt"); err != nil {
+	if _, err := w.Undo(ctx, "big1.txt"); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestTooLargeBackup(t *testing.T) {
+	ctx := t.Context()
 	w, dir := newWS(t, nil, nil)
 	huge := strings.Repeat("y", maxBackupBytes+10)
 	if err := os.WriteFile(filepath.Join(dir, "huge.log"), []byte(huge), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Append("huge.log", "tail\n"); err != nil {
+	if err := w.Append(ctx, "huge.log", "tail\n"); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := readDisk(t, dir, "huge.log"); got != huge+"tail\n" {
 		t.Fatal("append to a large file lost data")
 	}
-	_, err := w.Undo("huge.log")
+	_, err := w.Undo(ctx, "huge.log")
 	wantErr(t, err, "too large to keep")
 	if w.histBytes != 0 {
 		t.Fatalf("marker counted %d bytes", w.histBytes)
 	}
-	_, err = w.Edit("huge.log", "tail", "x")
+	_, err = w.Edit(ctx, "huge.log", "tail", "x")
 	wantErr(t, err, "too large to edit")
 }
 
 func TestConcurrentUse(t *testing.T) {
+	ctx := t.Context()
 	w, _ := newWS(t, nil, map[string]string{"shared.txt": ""})
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
@@ -892,29 +918,30 @@ func TestConcurrentUse(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 20; i++ {
 				name := fmt.Sprintf("g%d.txt", g)
-				if err := w.Write(name, fmt.Sprintf("%d\n", i)); err != nil {
+				if err := w.Write(ctx, name, fmt.Sprintf("%d\n", i)); err != nil {
 					t.Error(err)
 				}
-				if err := w.Append("shared.txt", "x\n"); err != nil {
+				if err := w.Append(ctx, "shared.txt", "x\n"); err != nil {
 					t.Error(err)
 				}
-				if _, err := w.Read(name, 0, 0); err != nil {
+				if _, err := w.Read(ctx, name, 0, 0); err != nil {
 					t.Error(err)
 				}
-				if _, err := w.List(""); err != nil {
+				if _, err := w.List(ctx, ""); err != nil {
 					t.Error(err)
 				}
 			}
 		}(g)
 	}
 	wg.Wait()
-	_, total, err := w.Lines("shared.txt", 1, 1)
+	_, total, err := w.Lines(ctx, "shared.txt", 1, 1)
 	if err != nil || total != 160 {
 		t.Fatalf("shared.txt has %d lines, %v", total, err)
 	}
 }
 
 func TestClose(t *testing.T) {
+	ctx := t.Context()
 	w, _ := newWS(t, nil, map[string]string{"a.txt": "a"})
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
@@ -922,7 +949,7 @@ func TestClose(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	_, err := w.Read("a.txt", 0, 0)
+	_, err := w.Read(ctx, "a.txt", 0, 0)
 	wantErr(t, err, "closed")
-	wantErr(t, w.Write("a.txt", "b"), "closed")
+	wantErr(t, w.Write(ctx, "a.txt", "b"), "closed")
 }

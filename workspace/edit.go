@@ -1,6 +1,7 @@
-package tools
+package workspace
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
@@ -31,40 +32,51 @@ func (w *Workspace) editable(name string) (clean, resolved string, cur *version,
 	return
 }
 
-// change writes content over the file located by editable, records the
-// previous version and returns the diff.
-func (w *Workspace) change(clean, resolved string, cur *version, content string) (string, error) {
+// change writes content over the file located by editable and records the
+// previous version. It returns the texts to diff: the diff is formatted by
+// the caller once the lock is released, since for large files that takes
+// long enough that other calls should not wait for it.
+func (w *Workspace) change(clean, resolved string, cur *version, content string) (before, after string, err error) {
 	if len(content) > MaxWrite {
-		return "", tooLargeErr("the edited file", len(content))
+		return "", "", tooLargeErr("the edited file", len(content))
 	}
-	err := w.replaceFile(clean, resolved, cur.mode, func(wr io.Writer) error {
+	err = w.replaceFile(clean, resolved, cur.mode, func(wr io.Writer) error {
 		_, err := io.WriteString(wr, content)
 		return err
 	})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	w.record(resolved, cur)
-	return capDiff(UnifiedDiff(clean, string(cur.data), content)), nil
+	return string(cur.data), content, nil
 }
 
 // Edit replaces the one occurrence of old in name with new and returns a
 // unified diff of the change. old must occur exactly once. In a file with
 // CRLF line endings, old and new may use plain "\n".
-func (w *Workspace) Edit(name, old, new string) (diff string, err error) {
+func (w *Workspace) Edit(ctx context.Context, name, old, new string) (diff string, err error) {
+	clean, before, after, err := w.edit(ctx, name, old, new)
+	if err != nil {
+		return "", err
+	}
+	return UnifiedDiff(clean, before, after), nil
+}
+
+// edit is Edit's work under the lock.
+func (w *Workspace) edit(ctx context.Context, name, old, new string) (clean, before, after string, err error) {
 	if old == "" {
-		return "", newErr(nil, nil, "old_text is empty: copy the exact text to replace from the file")
+		return "", "", "", newErr(nil, nil, "old_text is empty: copy the exact text to replace from the file")
 	}
 	if old == new {
-		return "", newErr(nil, nil, "new_text is the same as old_text: nothing to change")
+		return "", "", "", newErr(nil, nil, "new_text is the same as old_text: nothing to change")
 	}
-	if err := w.lock(); err != nil {
-		return "", err
+	if err := w.lock(ctx); err != nil {
+		return "", "", "", err
 	}
 	defer w.mu.Unlock()
 	clean, resolved, cur, err := w.editable(name)
 	if err != nil {
-		return "", err
+		return "", "", "", err
 	}
 	content := string(cur.data)
 	n, at, _ := occurrences(content, old)
@@ -83,11 +95,12 @@ func (w *Workspace) Edit(name, old, new string) (diff string, err error) {
 		if t := strings.TrimSpace(old); t != "" && t != old && countOverlapping(content, t) > 0 {
 			msg += " (it is found when leading and trailing whitespace is ignored)"
 		}
-		return "", newErr(nil, nil, "%s", msg)
+		return "", "", "", newErr(nil, nil, "%s", msg)
 	case n > 1:
-		return "", newErr(nil, nil, "old_text occurs %d times in %s; include more surrounding lines to make it unique", n, clean)
+		return "", "", "", newErr(nil, nil, "old_text occurs %d times in %s; include more surrounding lines to make it unique", n, clean)
 	}
-	return w.change(clean, resolved, cur, content[:at]+new+content[at+len(old):])
+	before, after, err = w.change(clean, resolved, cur, content[:at]+new+content[at+len(old):])
+	return clean, before, after, err
 }
 
 // countOverlapping counts the positions where sub occurs in s, overlapping
@@ -152,31 +165,41 @@ func occurrences(s, sub string) (n, first, steps int) {
 // start without replacing anything; start = total+1 appends. Empty text
 // deletes the lines. text is taken as whole lines: a final "\n" is added
 // unless it replaces a last line that had none.
-func (w *Workspace) ReplaceLines(name string, start, end int, text string) (diff string, err error) {
+func (w *Workspace) ReplaceLines(ctx context.Context, name string, start, end int, text string) (diff string, err error) {
+	clean, before, after, err := w.replaceLines(ctx, name, start, end, text)
+	if err != nil {
+		return "", err
+	}
+	return UnifiedDiff(clean, before, after), nil
+}
+
+// replaceLines is ReplaceLines' work under the lock.
+func (w *Workspace) replaceLines(ctx context.Context, name string, start, end int, text string) (clean, before, after string, err error) {
+	fail := func(err error) (string, string, string, error) { return "", "", "", err }
 	if start < 1 {
-		return "", newErr(nil, nil, "start_line must be 1 or more (got %d); lines are numbered from 1", start)
+		return fail(newErr(nil, nil, "start_line must be 1 or more (got %d); lines are numbered from 1", start))
 	}
 	if end < start-1 {
-		return "", newErr(nil, nil,
+		return fail(newErr(nil, nil,
 			"end_line (%d) is before start_line (%d); to insert before line %d without replacing anything, use end_line=%d",
-			end, start, start, start-1)
+			end, start, start, start-1))
 	}
-	if err := w.lock(); err != nil {
-		return "", err
+	if err := w.lock(ctx); err != nil {
+		return fail(err)
 	}
 	defer w.mu.Unlock()
 	clean, resolved, cur, err := w.editable(name)
 	if err != nil {
-		return "", err
+		return fail(err)
 	}
 	lines := splitLines(string(cur.data))
 	total := len(lines)
 	if start > total+1 {
-		return "", newErr(nil, nil, "start_line %d is beyond the end of %q, which has %d lines; use start_line=%d, end_line=%d to append",
-			start, clean, total, total+1, total)
+		return fail(newErr(nil, nil, "start_line %d is beyond the end of %q, which has %d lines; use start_line=%d, end_line=%d to append",
+			start, clean, total, total+1, total))
 	}
 	if end > total {
-		return "", newErr(nil, nil, "end_line %d is beyond the end of %q, which has %d lines", end, clean, total)
+		return fail(newErr(nil, nil, "end_line %d is beyond the end of %q, which has %d lines", end, clean, total))
 	}
 	add := splitLines(text)
 	if n := len(add); n > 0 && !strings.HasSuffix(add[n-1], "\n") {
@@ -196,9 +219,10 @@ func (w *Workspace) ReplaceLines(name string, start, end int, text string) (diff
 	}
 	content := strings.Join(out, "")
 	if content == string(cur.data) {
-		return "", nil
+		return clean, content, content, nil // nothing changed: an empty diff
 	}
-	return w.change(clean, resolved, cur, content)
+	before, after, err = w.change(clean, resolved, cur, content)
+	return clean, before, after, err
 }
 
 // Undo restores the version of name from before its most recent change
@@ -206,26 +230,36 @@ func (w *Workspace) ReplaceLines(name string, start, end int, text string) (diff
 // did not exist then, and returns a unified diff from the current content
 // to the restored one. It can be called again to go further back, until
 // no earlier version is left.
-func (w *Workspace) Undo(name string) (diff string, err error) {
-	if err := w.lock(); err != nil {
+func (w *Workspace) Undo(ctx context.Context, name string) (diff string, err error) {
+	clean, from, to, err := w.undo(ctx, name)
+	if err != nil {
 		return "", err
+	}
+	// Formatted once the lock is released, as for edits.
+	return versionDiff(clean, from, to), nil
+}
+
+// undo is Undo's work under the lock; it returns the versions to diff.
+func (w *Workspace) undo(ctx context.Context, name string) (clean string, from, to *version, err error) {
+	if err := w.lock(ctx); err != nil {
+		return "", nil, nil, err
 	}
 	defer w.mu.Unlock()
 	clean, resolved, err := w.target(name)
 	if err != nil {
-		return "", err
+		return "", nil, nil, err
 	}
 	h := w.hist[resolved]
 	if len(h) == 0 {
-		return "", newErr(nil, nil, "no earlier version of %s to restore", clean)
+		return "", nil, nil, newErr(nil, nil, "no earlier version of %s to restore", clean)
 	}
 	prev := h[len(h)-1]
 	if prev.tooLarge {
-		return "", newErr(nil, nil, "cannot undo the last change to %s: the version before it (%d bytes) was too large to keep", clean, prev.size)
+		return "", nil, nil, newErr(nil, nil, "cannot undo the last change to %s: the version before it (%d bytes) was too large to keep", clean, prev.size)
 	}
 	cur, err := w.snapshot(clean, resolved)
 	if err != nil {
-		return "", newErr(nil, err, "cannot undo the last change to %s: %v", clean, err)
+		return "", nil, nil, newErr(nil, err, "cannot undo the last change to %s: %v", clean, err)
 	}
 	switch {
 	case prev.existed:
@@ -239,7 +273,7 @@ func (w *Workspace) Undo(name string) (diff string, err error) {
 		}
 	}
 	if err != nil {
-		return "", err
+		return "", nil, nil, err
 	}
 	h[len(h)-1] = nil
 	if len(h) == 1 {
@@ -248,7 +282,7 @@ func (w *Workspace) Undo(name string) (diff string, err error) {
 		w.hist[resolved] = h[:len(h)-1]
 	}
 	w.histBytes -= int64(len(prev.data))
-	return capDiff(versionDiff(clean, cur, prev)), nil
+	return clean, cur, prev, nil
 }
 
 // versionDiff shows the change from one version of a file to another,
@@ -278,13 +312,4 @@ func versionDiff(clean string, from, to *version) string {
 		d = fmt.Sprintf("--- %s\n+++ %s\n", oldName, newName)
 	}
 	return d
-}
-
-// capDiff shortens a diff longer than maxDiffBytes at a line boundary.
-func capDiff(d string) string {
-	if len(d) <= maxDiffBytes {
-		return d
-	}
-	cut := strings.LastIndexByte(d[:maxDiffBytes], '\n') + 1
-	return d[:cut] + fmt.Sprintf("[diff cut: %d more bytes not shown]\n", len(d)-cut)
 }
