@@ -165,7 +165,7 @@ func (b *Baselines) measureAlone(ctx context.Context, task *tasks.Task) (m Measu
 func (b *Baselines) measure(ctx context.Context, task *tasks.Task) (Measurement, error) {
 	runs := max(task.Config.BaselineRuns, 1)
 	var scores []float64
-	if task.Config.IsTimed() {
+	if task.Config.SameRunStarter() {
 		// The starter code as shipped, as the submissions' evals time it,
 		// in rounds of one eval run.
 		out, err := b.Scorer.run(ctx, task, Request{Submission: task.EnvDir()}, runs, false)

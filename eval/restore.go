@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/mlab/mlab/tasks"
-	"github.com/mlab/mlab/tools"
 )
 
 // restoreReadOnly puts the task's own copy of every file its read-only
@@ -21,7 +20,7 @@ import (
 // recreated with data of its own. The eval then always sees the original
 // data, whatever happened in the workspace.
 func restoreReadOnly(task *tasks.Task, dst string) error {
-	files, err := tools.ReadOnlyFiles(task.EnvDir(), task.ReadOnly)
+	files, err := task.ReadOnly.Files(task.EnvDir())
 	if err != nil {
 		return fmt.Errorf("list read-only files of %s: %w", task.Name, err)
 	}

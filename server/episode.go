@@ -183,7 +183,7 @@ func (s *Server) newEpisode(ctx context.Context, agent string, task *tasks.Task)
 		return nil, fmt.Errorf("create run log: %w", err)
 	}
 	limits := s.opts.Limits.WithDefaults()
-	protected, err := tools.ReadOnlyFiles(task.EnvDir(), task.ReadOnly)
+	protected, err := task.ReadOnly.Files(task.EnvDir())
 	if err != nil {
 		rl.Close()
 		return nil, fmt.Errorf("read-only files of %s: %w", task.Name, err)
@@ -202,7 +202,7 @@ func (s *Server) newEpisode(ctx context.Context, agent string, task *tasks.Task)
 		rl.Close()
 		return nil, fmt.Errorf("create sandbox: %w", err)
 	}
-	ws, err := tools.OpenWorkspace(sb.Workspace(), task.ReadOnly)
+	ws, err := tools.OpenWorkspace(sb.Workspace(), task.ReadOnly.Patterns())
 	if err == nil {
 		if uid, gid, ok := sandbox.OwnerOf(sb); ok {
 			ws.SetOwner(uid, gid)
