@@ -242,6 +242,7 @@ func (b *Baselines) lookup(task *tasks.Task, start bool) (m Measurement, c *comp
 func (b *Baselines) compute(task *tasks.Task, path string, c *computation) {
 	defer b.wg.Done()
 	start := time.Now()
+	b.Log.Info().Str("task", task.Name).Int("runs", max(task.Config.BaselineRuns, 1)).Msg("measuring the baseline in the background")
 	m, attempts, err := b.measureAlone(b.ctx, task)
 	switch {
 	case err != nil:
@@ -257,6 +258,8 @@ func (b *Baselines) compute(task *tasks.Task, path string, c *computation) {
 		})
 		if err == nil {
 			m.CacheFile = path
+			b.Log.Info().Str("task", task.Name).Float64("score", m.Score).Floats64("runs", m.Runs).Float64("spread", m.Spread).
+				Str("file", path).Dur("took", time.Since(start)).Msg("baseline measured and cached")
 		} else {
 			// The measurement stands for those waiting; the next need
 			// measures again.

@@ -334,12 +334,12 @@ func TestJudgeSameRunMeasuresNothing(t *testing.T) {
 	}
 }
 
-// TestVectorizationImprovement is the case: MLAgentBench's
+// TestDirectionVectorizationImprovement is the case: MLAgentBench's
 // vectorization folder, loaded without a task.yaml, scores a runtime that
 // train.py measures. Its baseline is the median of three runs of the
 // starter's train.py, and a solution 130 times faster gets a positive
 // improvement (it was judged -99% when taken as higher-is-better).
-func TestVectorizationImprovement(t *testing.T) {
+func TestDirectionVectorizationImprovement(t *testing.T) {
 	cat := tasks.NewCatalog(nil, filepath.Join("..", "tasks", "testdata", "mlagentbench"), t.TempDir())
 	task, err := cat.Load(t.Context(), "vectorization")
 	if err != nil {

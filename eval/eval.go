@@ -460,7 +460,9 @@ func Improvement(score, baseline float64, direction string) (imp float64, ok boo
 	}
 	imp = (score - baseline) / math.Abs(baseline)
 	if direction == tasks.Lower {
-		imp = -imp
+		// Subtracted the other way round rather than negated: an unchanged
+		// score is +0, not -0 (shown as "-0.00%").
+		imp = (baseline - score) / math.Abs(baseline)
 	}
 	if math.IsNaN(imp) || math.IsInf(imp, 0) {
 		return 0, false
