@@ -141,7 +141,7 @@ func (b *Baselines) init() {
 // for that computation as long as ctx allows; the computation goes on when
 // ctx ends, for the next caller.
 func (b *Baselines) Get(ctx context.Context, task *tasks.Task) (Measurement, error) {
-	m, c, err := b.lookup(task, true)
+	m, c, err := b.lookup(task)
 	if err != nil || c == nil {
 		return m, err
 	}
@@ -178,7 +178,7 @@ func (b *Baselines) Prefetch(ts ...*tasks.Task) {
 			if t.Config.Baseline != nil {
 				continue
 			}
-			_, c, err := b.lookup(t, true)
+			_, c, err := b.lookup(t)
 			if err != nil {
 				b.Log.Warn().Err(err).Str("task", t.Name).Msg("baseline not prefetched")
 				continue
@@ -205,9 +205,8 @@ func (b *Baselines) Close() {
 }
 
 // lookup returns the cached baseline of task, or else the computation of it
-// under way, or else (with start) one it starts; c is nil for a cached one
-// and for a missing one without start.
-func (b *Baselines) lookup(task *tasks.Task, start bool) (m Measurement, c *computation, err error) {
+// under way, or else one it starts; c is nil for a cached one.
+func (b *Baselines) lookup(task *tasks.Task) (m Measurement, c *computation, err error) {
 	b.init()
 	path, err := b.cachePath(task)
 	if err != nil {
@@ -227,9 +226,6 @@ func (b *Baselines) lookup(task *tasks.Task, start bool) (m Measurement, c *comp
 	// A computation may have finished since the cache was read.
 	if m, ok := readCache(path); ok {
 		return m, nil, nil
-	}
-	if !start {
-		return Measurement{}, nil, nil
 	}
 	c = &computation{done: make(chan struct{})}
 	b.inflight[path] = c

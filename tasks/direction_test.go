@@ -37,6 +37,8 @@ func TestDirection(t *testing.T) {
 			metric: "score", dir: Higher, from: FromDefault, runs: 1, warning: "task my-task: it has no task.yaml and is not one of MLAgentBench's published tasks"},
 		{name: "task.yaml without a metric keeps the table", task: "vectorization", yaml: "budgets:\n  max_steps: 9\n",
 			metric: "seconds", dir: Lower, from: FromMLAgentBench, timedBy: TimedByScript, runs: DefaultTimedRuns},
+		{name: "task.yaml's timing kept under the table's metric", task: "vectorization", yaml: "timed: true\ntimed_by: eval\n",
+			metric: "seconds", dir: Lower, from: FromMLAgentBench, timedBy: TimedByEval, runs: DefaultTimedRuns},
 		{name: "task.yaml overrides the table", task: "vectorization", yaml: "metric: ops_per_second\ndirection: higher\ntimed: true\n",
 			metric: "ops_per_second", dir: Higher, from: FromTaskYAML, timedBy: TimedByEval, runs: DefaultTimedRuns},
 		{name: "task.yaml without a direction", task: "my-task", yaml: "metric: loss\n",

@@ -245,7 +245,7 @@ func loadDir(name, dir string, builtin bool, override string) (*Task, error) {
 		// folder's own eval.py does, as recorded in the table.
 		if m, ok := mlagentbench[name]; ok {
 			cfg.Metric, cfg.Direction = m.metric, m.direction
-			if m.timedBy != "" {
+			if m.timedBy != "" && cfg.TimedBy == "" {
 				cfg.Timed, cfg.TimedBy = true, m.timedBy
 			}
 			t.MetricFrom = FromMLAgentBench

@@ -95,7 +95,7 @@ func showBaseline(ctx context.Context, out io.Writer, e *env, name string) error
 	if m.CacheFile != "" {
 		fmt.Fprintf(out, "cache:     %s\n", m.CacheFile)
 	} else {
-		fmt.Fprintf(out, "cache:     none: other sandboxes ran during every attempt, so it will be measured again\n")
+		fmt.Fprintf(out, "cache:     none (other sandboxes ran during every attempt, or see the log): it is measured again when next needed\n")
 	}
 	if t.Config.SameRunStarter() {
 		fmt.Fprintf(out, "note:      submissions are compared with the starter code timed in their own eval; this figure is for reference\n")

@@ -102,6 +102,7 @@ func describeBaseline(t *tasks.Task, b *eval.Baselines) string {
 	return describeMeasurement(m) + note
 }
 
+// describeMeasurement shows a cached baseline.
 func describeMeasurement(m eval.Measurement) string {
 	var s string
 	if len(m.Runs) == 1 {
@@ -109,10 +110,7 @@ func describeMeasurement(m eval.Measurement) string {
 	} else {
 		s = fmt.Sprintf("%.6g (median of %d runs, spread %.3g", m.Score, len(m.Runs), m.Spread)
 	}
-	if m.CacheFile != "" {
-		return s + "; cached in " + m.CacheFile + ")"
-	}
-	return s + "; not cached: other sandboxes ran during every attempt)"
+	return s + "; cached in " + m.CacheFile + ")"
 }
 
 // configName names the task.yaml a task was read with; a built-in task's is
