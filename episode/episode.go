@@ -161,11 +161,7 @@ func Create(ctx context.Context, env *Env, spec Spec) (*Episode, error) {
 	}
 	_ = base
 	undo = append(undo, func() { rl.Close() })
-	ro, err := workspace.ParsePatterns(task.ReadOnly)
-	if err != nil {
-		return fail(fmt.Errorf("read-only patterns of %s: %w", task.Name, err))
-	}
-	protected, err := workspace.ReadOnlyFiles(task.EnvDir(), ro)
+	protected, err := task.ReadOnly.Files(task.EnvDir())
 	if err != nil {
 		return fail(fmt.Errorf("read-only files of %s: %w", task.Name, err))
 	}
@@ -183,7 +179,7 @@ func Create(ctx context.Context, env *Env, spec Spec) (*Episode, error) {
 		return fail(fmt.Errorf("create sandbox: %w", err))
 	}
 	undo = append(undo, func() { sb.Close() })
-	ws, err := workspace.Open(sb.Workspace(), ro)
+	ws, err := workspace.Open(sb.Workspace(), task.ReadOnly)
 	if err != nil {
 		return fail(fmt.Errorf("open workspace: %w", err))
 	}

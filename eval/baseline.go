@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	"github.com/mlab/mlab/internal/atomicfile"
+	"github.com/rs/zerolog"
+
 	"github.com/mlab/mlab/runlog"
 	"github.com/mlab/mlab/sandbox"
 	"github.com/mlab/mlab/tasks"
@@ -29,10 +32,20 @@ import (
 const DefaultAttempts = 3
 
 // Baselines gives each task's baseline score: the one task.yaml states, or
-// a measurement of the unmodified env/ (for a timed task, env/ as shipped;
-// otherwise after running its train.py), repeated baseline_runs times while
-// no other sandbox runs anything, and cached on disk under a key that covers
-// the task, the interpreter, the sandbox settings and the machine.
+// a measurement of the unmodified env/ (for a task timed by its eval, env/ as
+// shipped; otherwise after running its train.py), repeated baseline_runs
+// times while no other sandbox runs anything, and cached on disk under a key
+// that covers the task, the interpreter, the sandbox settings and the
+// machine.
+//
+// Measurements run in the background, on a context that lives as long as
+// the Baselines (Close ends it), one computation per task at a time: a task
+// whose baseline is being measured never holds up another task, and every
+// caller that needs the same baseline waits for the one computation. A
+// failed computation is logged and forgotten, so the next need tries again.
+//
+// The zero value is ready to use (with Scorer and CacheDir set); Close it to
+// stop what runs in the background.
 type Baselines struct {
 	// Scorer measures baselines. Its provider must not be counted by Meter:
 	// the measurement's own execs are not competition.
@@ -50,11 +63,29 @@ type Baselines struct {
 	// 0 means DefaultAttempts. When every attempt competed, the last one is
 	// used but not cached.
 	Attempts int
+	// Log receives what happens in the background: computations that
+	// failed or could not be measured alone. The zero Logger drops it.
+	Log zerolog.Logger
 
-	// mu serialises computations: a baseline is computed rarely, and two
-	// sessions of one task must not both pay for it.
-	mu sync.Mutex
+	initOnce sync.Once
+	// ctx is the Baselines' life: computations run on it, Close cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// mu guards inflight and closed. It is never held while measuring, so
+	// one task's computation does not block another's.
+	mu       sync.Mutex
+	inflight map[string]*computation // by cache file
+	closed   bool
+
+	// act counts the measurements of this Baselines, which Meter does not
+	// see, so that two running side by side know they competed.
+	act activity
 }
+
+// ErrClosed is returned by Get after Close.
+var ErrClosed = errors.New("baselines: closed")
 
 // Measurement is a measured baseline.
 type Measurement struct {
@@ -65,6 +96,9 @@ type Measurement struct {
 	Spread float64 `json:"spread"`
 	// Contended is set when other sandboxes ran execs during every attempt.
 	Contended bool `json:"contended,omitempty"`
+	// CacheFile is where the measurement is cached; "" when it is not (a
+	// contended one).
+	CacheFile string `json:"-"`
 }
 
 type cachedBaseline struct {
@@ -79,41 +113,208 @@ type cachedBaseline struct {
 	Attempts   int       `json:"attempts"`
 }
 
-// Get returns the measured baseline of task, from the cache when it has one.
+// computation is one background measurement of a task's baseline; done is
+// closed once m and err are set.
+type computation struct {
+	done chan struct{}
+	m    Measurement
+	err  error
+}
+
+func (c *computation) wait(ctx context.Context, task string) (Measurement, error) {
+	select {
+	case <-c.done:
+		return c.m, c.err
+	case <-ctx.Done():
+		return Measurement{}, fmt.Errorf("wait for the baseline of %s: %w", task, ctx.Err())
+	}
+}
+
+func (b *Baselines) init() {
+	b.initOnce.Do(func() {
+		b.ctx, b.cancel = context.WithCancel(context.Background())
+		b.inflight = map[string]*computation{}
+	})
+}
+
+// Get returns the measured baseline of task: from the cache, or from the
+// computation under way, or from one it starts in the background. It waits
+// for that computation as long as ctx allows; the computation goes on when
+// ctx ends, for the next caller.
 func (b *Baselines) Get(ctx context.Context, task *tasks.Task) (Measurement, error) {
+	m, c, err := b.lookup(task)
+	if err != nil || c == nil {
+		return m, err
+	}
+	return c.wait(ctx, task.Name)
+}
+
+// Cached returns the cached baseline of task without measuring anything; ok
+// is false when there is none yet.
+func (b *Baselines) Cached(task *tasks.Task) (m Measurement, ok bool, err error) {
+	path, err := b.cachePath(task)
+	if err != nil {
+		return Measurement{}, false, err
+	}
+	m, ok = readCache(path)
+	return m, ok, nil
+}
+
+// Prefetch measures, in the background and one after the other, the
+// baselines of the tasks that state none and have none cached, so that no
+// submission waits for them later. It returns at once.
+func (b *Baselines) Prefetch(ts ...*tasks.Task) {
+	b.init()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	machine := machineID()
-	key, err := b.key(task, machine)
-	if err != nil {
-		return Measurement{}, fmt.Errorf("hash task %s: %w", task.Name, err)
+	if b.closed {
+		return
 	}
-	path := filepath.Join(b.CacheDir, fmt.Sprintf("baseline-%s-%s.json", task.Name, key[:16]))
-	if raw, err := os.ReadFile(path); err == nil {
-		var c cachedBaseline
-		if json.Unmarshal(raw, &c) == nil && c.valid() {
-			return c.Measurement, nil
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		// One at a time: side by side, the measurements would compete and
+		// none would be cached.
+		for _, t := range ts {
+			if t.Config.Baseline != nil {
+				continue
+			}
+			_, c, err := b.lookup(t)
+			if err != nil {
+				b.Log.Warn().Err(err).Str("task", t.Name).Msg("baseline not prefetched")
+				continue
+			}
+			if c != nil {
+				c.wait(b.ctx, t.Name) // failures are logged by the computation
+			}
+			if b.ctx.Err() != nil {
+				return
+			}
+		}
+	}()
+}
+
+// Close stops the computations under way and waits for them to end. Get
+// fails with ErrClosed afterwards; Cached still reads the cache.
+func (b *Baselines) Close() {
+	b.init()
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.cancel()
+	b.wg.Wait()
+}
+
+// lookup returns the cached baseline of task, or else the computation of it
+// under way, or else one it starts; c is nil for a cached one.
+func (b *Baselines) lookup(task *tasks.Task) (m Measurement, c *computation, err error) {
+	b.init()
+	path, err := b.cachePath(task)
+	if err != nil {
+		return Measurement{}, nil, err
+	}
+	if m, ok := readCache(path); ok {
+		return m, nil, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return Measurement{}, nil, fmt.Errorf("baseline of %s: %w", task.Name, ErrClosed)
+	}
+	if c := b.inflight[path]; c != nil {
+		return Measurement{}, c, nil
+	}
+	// A computation may have finished since the cache was read.
+	if m, ok := readCache(path); ok {
+		return m, nil, nil
+	}
+	c = &computation{done: make(chan struct{})}
+	b.inflight[path] = c
+	b.wg.Add(1)
+	go b.compute(task, path, c)
+	return Measurement{}, c, nil
+}
+
+// compute measures task's baseline on the Baselines' context and caches it.
+func (b *Baselines) compute(task *tasks.Task, path string, c *computation) {
+	defer b.wg.Done()
+	start := time.Now()
+	b.Log.Info().Str("task", task.Name).Int("runs", max(task.Config.BaselineRuns, 1)).Msg("measuring the baseline in the background")
+	m, attempts, err := b.measureAlone(b.ctx, task)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("compute baseline of %s: %w", task.Name, err)
+	case m.Contended:
+		b.Log.Warn().Str("task", task.Name).Int("attempts", attempts).
+			Msg("baseline measured while other sandboxes ran: used, but not cached")
+	default:
+		err = b.write(path, cachedBaseline{
+			Task: task.Name, Measurement: m, Python: b.Scorer.Python, Backend: b.Scorer.Provider.Name(),
+			Setting: b.Setting, Machine: machineID(), ComputedAt: time.Now().UTC(),
+			Seconds: time.Since(start).Seconds(), Attempts: attempts,
+		})
+		if err == nil {
+			m.CacheFile = path
+			b.Log.Info().Str("task", task.Name).Float64("score", m.Score).Floats64("runs", m.Runs).Float64("spread", m.Spread).
+				Str("file", path).Dur("took", time.Since(start)).Msg("baseline measured and cached")
+		} else {
+			// The measurement stands for those waiting; the next need
+			// measures again.
+			b.Log.Warn().Err(err).Str("task", task.Name).Msg("baseline measured but not cached")
+			err = nil
 		}
 	}
-	start := time.Now()
-	m, attempts, err := b.measureAlone(ctx, task)
 	if err != nil {
-		return Measurement{}, fmt.Errorf("compute baseline of %s: %w", task.Name, err)
+		m = Measurement{}
+		if b.ctx.Err() == nil {
+			b.Log.Warn().Err(err).Str("task", task.Name).Msg("baseline computation failed; it is tried again when next needed")
+		}
 	}
-	if m.Contended {
-		return m, nil
+	c.m, c.err = m, err
+	// Forgotten before it is announced: whoever comes next reads the cache
+	// or, after a failure, starts again.
+	b.mu.Lock()
+	delete(b.inflight, path)
+	b.mu.Unlock()
+	close(c.done)
+}
+
+func (b *Baselines) write(path string, c cachedBaseline) error {
+	raw, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("cache baseline: %w", err)
 	}
-	raw, _ := json.MarshalIndent(cachedBaseline{
-		Task: task.Name, Measurement: m, Python: b.Scorer.Python, Backend: b.Scorer.Provider.Name(),
-		Setting: b.Setting, Machine: machine, ComputedAt: time.Now().UTC(), Seconds: time.Since(start).Seconds(), Attempts: attempts,
-	}, "", "  ")
 	if err := os.MkdirAll(b.CacheDir, 0o755); err != nil {
-		return m, fmt.Errorf("cache baseline: %w", err)
+		return fmt.Errorf("cache baseline: %w", err)
 	}
 	if err := atomicfile.Write(path, raw, 0o644, false); err != nil {
-		return m, fmt.Errorf("cache baseline: %w", err)
+		return fmt.Errorf("cache baseline: %w", err)
 	}
-	return m, nil
+	return nil
+}
+
+// cachePath names the file that holds task's baseline under the current
+// settings.
+func (b *Baselines) cachePath(task *tasks.Task) (string, error) {
+	key, err := b.key(task, machineID())
+	if err != nil {
+		return "", fmt.Errorf("hash task %s: %w", task.Name, err)
+	}
+	return filepath.Join(b.CacheDir, fmt.Sprintf("baseline-%s-%s.json", task.Name, key[:16])), nil
+}
+
+// readCache reads a cached baseline; ok is false when there is no valid one.
+func readCache(path string) (Measurement, bool) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Measurement{}, false
+	}
+	var c cachedBaseline
+	if json.Unmarshal(raw, &c) != nil || !c.valid() {
+		return Measurement{}, false
+	}
+	c.Measurement.CacheFile = path
+	return c.Measurement, true
 }
 
 func (c cachedBaseline) valid() bool {
@@ -129,7 +330,7 @@ func (c cachedBaseline) valid() bool {
 }
 
 // measureAlone measures until a measurement ran while no other sandbox ran
-// an exec, at most Attempts times.
+// an exec and no other baseline was measured, at most Attempts times.
 func (b *Baselines) measureAlone(ctx context.Context, task *tasks.Task) (m Measurement, attempts int, err error) {
 	limit := b.Attempts
 	if limit <= 0 {
@@ -140,15 +341,17 @@ func (b *Baselines) measureAlone(ctx context.Context, task *tasks.Task) (m Measu
 		if b.Meter != nil {
 			running, before = b.Meter.Activity()
 		}
+		others, changes := b.act.enter()
 		m, err = b.measure(ctx, task)
+		alone := b.act.leave(changes) && others == 0
 		if err != nil {
 			return m, attempts, err
 		}
-		if b.Meter == nil {
-			return m, attempts, nil
+		if b.Meter != nil {
+			_, after := b.Meter.Activity()
+			alone = alone && running == 0 && after == before
 		}
-		_, after := b.Meter.Activity()
-		if running == 0 && after == before {
+		if alone {
 			return m, attempts, nil
 		}
 		if attempts == limit {
@@ -162,7 +365,7 @@ func (b *Baselines) measureAlone(ctx context.Context, task *tasks.Task) (m Measu
 func (b *Baselines) measure(ctx context.Context, task *tasks.Task) (Measurement, error) {
 	runs := max(task.Config.BaselineRuns, 1)
 	var scores []float64
-	if task.Config.IsTimed() {
+	if task.Config.SameRunStarter() {
 		// The starter code as shipped, as the submissions' evals time it,
 		// in rounds of one eval run.
 		out, err := b.Scorer.run(ctx, task, Request{Submission: task.EnvDir()}, runs, false)
@@ -207,11 +410,20 @@ func (b *Baselines) trainAndScore(ctx context.Context, task *tasks.Task) (float6
 }
 
 // Judge fills in r from a scored outcome: the score, the baseline it is
-// compared with (the same-run starter score for a timed task, else the
-// task.yaml or measured baseline) and the improvement. A submission whose
-// improvement is not a finite number is invalid. The returned error, for the
-// operator's log, says why the measured baseline is missing; r.Error then
-// says so without the details.
+// compared with (the same-run starter score for a task timed by its eval,
+// else the task.yaml or measured baseline) and the improvement. A submission
+// whose improvement is not a finite number is invalid. The returned error,
+// for the operator's log, says why the measured baseline is missing; r.Error
+// then says so without the details.
+//
+// Judge never measures on the submission's behalf. A measured baseline it
+// needs comes from the cache or from the background computation (Prefetch's,
+// or one Judge starts in the background when there is none), which it waits
+// for as long as ctx allows: the submission's eval context bounds how long a
+// result waits for its baseline. For a task timed by its eval, whose
+// improvement is against the starter code timed in the same run, Judge only
+// records the cached baseline when there is one, and neither waits nor
+// starts a measurement.
 func (b *Baselines) Judge(ctx context.Context, task *tasks.Task, out Outcome, r *runlog.Result) error {
 	r.Status = runlog.StatusScored
 	r.Score = &out.Score
@@ -222,17 +434,28 @@ func (b *Baselines) Judge(ctx context.Context, task *tasks.Task, out Outcome, r 
 	var baseline float64
 	var have bool
 	var berr error
-	if task.Config.Baseline != nil {
+	same, sameRun := out.StarterScore(task.Config.Direction)
+	measured := func(m Measurement) {
+		baseline, have = m.Score, true
+		score, spread := m.Score, m.Spread
+		info.Source, info.Measured, info.Runs, info.Spread, info.Contended = runlog.BaselineMeasured, &score, m.Runs, &spread, m.Contended
+	}
+	switch {
+	case task.Config.Baseline != nil:
 		baseline, have = *task.Config.Baseline, true
 		info.Source = runlog.BaselineFromTask
-	} else if m, err := b.Get(ctx, task); err != nil {
-		berr = err
-	} else {
-		baseline, have = m.Score, true
-		spread := m.Spread
-		info.Source, info.Measured, info.Runs, info.Spread, info.Contended = runlog.BaselineMeasured, &m.Score, m.Runs, &spread, m.Contended
+	case sameRun:
+		if m, ok, err := b.Cached(task); err == nil && ok {
+			measured(m)
+		}
+	default:
+		if m, err := b.Get(ctx, task); err != nil {
+			berr = err
+		} else {
+			measured(m)
+		}
 	}
-	if same, ok := out.StarterScore(task.Config.Direction); ok {
+	if sameRun {
 		baseline, have = same, true
 		info.Source, info.StarterScores = runlog.BaselineFromSameRun, out.Starter
 	}
@@ -305,4 +528,33 @@ func machineID() string {
 		f.Close()
 	}
 	return fmt.Sprintf("host=%s cpu=%q cpus=%d mem=%s", host, model, runtime.NumCPU(), mem)
+}
+
+// activity counts the measurements running and the times one started or
+// ended, so that a measurement can tell whether another ran beside it.
+type activity struct {
+	mu      sync.Mutex
+	running int
+	changes int64
+}
+
+// enter records a measurement's start: it returns how many others run and
+// the count of changes that leave expects if none started or ended since.
+func (a *activity) enter() (others int, changes int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.running++
+	a.changes++
+	return a.running - 1, a.changes
+}
+
+// leave records a measurement's end and reports whether no other started or
+// ended while it ran.
+func (a *activity) leave(changes int64) (alone bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	alone = a.changes == changes
+	a.running--
+	a.changes++
+	return alone
 }

@@ -120,14 +120,16 @@ func best(v []float64, direction string) float64 {
 	return slices.Max(v)
 }
 
-// Score copies the submission, the task's hidden scripts and, for a timed
-// task, its starter code into a fresh sandbox (with the submitting session's
-// GPUs) and calls get_score there: once, or for a timed task once per round
-// on the submission and on the starter code, alternating. An error wrapping
-// ErrInvalid means the submission could not be scored; other errors mean the
-// machinery failed.
+// Score copies the submission, the task's hidden scripts and, for a task
+// timed by its eval, its starter code into a fresh sandbox (with the
+// submitting session's GPUs) and calls get_score there: once, or for a task
+// timed by its eval once per round on the submission and on the starter
+// code, alternating. (A task timed by its own script has its figure written
+// down by the submission's run; eval.py only reads it, once.) An error
+// wrapping ErrInvalid means the submission could not be scored; other errors
+// mean the machinery failed.
 func (s *Scorer) Score(ctx context.Context, task *tasks.Task, req Request) (Outcome, error) {
-	if task.Config.IsTimed() {
+	if task.Config.SameRunStarter() {
 		return s.run(ctx, task, req, task.Config.BaselineRuns, true)
 	}
 	return s.run(ctx, task, req, 1, false)
@@ -458,7 +460,9 @@ func Improvement(score, baseline float64, direction string) (imp float64, ok boo
 	}
 	imp = (score - baseline) / math.Abs(baseline)
 	if direction == tasks.Lower {
-		imp = -imp
+		// Subtracted the other way round rather than negated: an unchanged
+		// score is +0, not -0 (shown as "-0.00%").
+		imp = (baseline - score) / math.Abs(baseline)
 	}
 	if math.IsNaN(imp) || math.IsInf(imp, 0) {
 		return 0, false

@@ -34,10 +34,12 @@ func TestImprovement(t *testing.T) {
 		{2.0, 1.0, tasks.Lower, -1.0, true},
 		{-0.5, -1.0, tasks.Higher, 0.5, true},
 		{1, 0, tasks.Higher, 0, false},
+		{2.5, 2.5, tasks.Lower, 0, true},
+		{2.5, 2.5, tasks.Higher, 0, true},
 	}
 	for _, tc := range tests {
 		got, ok := Improvement(tc.score, tc.baseline, tc.dir)
-		if ok != tc.ok || math.Abs(got-tc.want) > 1e-12 {
+		if ok != tc.ok || math.Abs(got-tc.want) > 1e-12 || math.Signbit(got) != math.Signbit(tc.want) {
 			t.Errorf("Improvement(%v, %v, %s) = %v, %v; want %v, %v", tc.score, tc.baseline, tc.dir, got, ok, tc.want, tc.ok)
 		}
 	}

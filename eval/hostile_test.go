@@ -137,7 +137,7 @@ func TestHostileReadOnlyReplaced(t *testing.T) {
 			task, sub := evalTask(t, evalPy, nil)
 			os.MkdirAll(filepath.Join(task.EnvDir(), "data"), 0o755)
 			os.WriteFile(filepath.Join(task.EnvDir(), "data", "train.csv"), []byte("0.25"), 0o644)
-			task.ReadOnly = []string{"data/train.csv"}
+			task.ReadOnly = must(tasks.NewReadOnly("data/train.csv"))
 			if err := tc.setup(sub); err != nil {
 				t.Fatal(err)
 			}

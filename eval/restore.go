@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/mlab/mlab/tasks"
-	"github.com/mlab/mlab/workspace"
 )
 
 // restoreReadOnly puts the task's own copy of every file its read-only
@@ -21,11 +20,7 @@ import (
 // recreated with data of its own. The eval then always sees the original
 // data, whatever happened in the workspace.
 func restoreReadOnly(task *tasks.Task, dst string) error {
-	readOnly, err := workspace.ParsePatterns(task.ReadOnly)
-	if err != nil {
-		return fmt.Errorf("read-only patterns of %s: %w", task.Name, err)
-	}
-	files, err := workspace.ReadOnlyFiles(task.EnvDir(), readOnly)
+	files, err := task.ReadOnly.Files(task.EnvDir())
 	if err != nil {
 		return fmt.Errorf("list read-only files of %s: %w", task.Name, err)
 	}

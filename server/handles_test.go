@@ -297,4 +297,3 @@ func TestEpisodeEndpoint(t *testing.T) {
 		t.Errorf("result.json %+v (%v), want aborted through the admin API", r, err)
 	}
 }
-

@@ -278,22 +278,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 }
 
 func mergeBudgets(task, override tasks.Budgets) tasks.Budgets {
-	if override.MaxSteps > 0 {
-		task.MaxSteps = override.MaxSteps
-	}
-	if override.MaxTime > 0 {
-		task.MaxTime = override.MaxTime
-	}
-	if override.ExecTimeout > 0 {
-		task.ExecTimeout = override.ExecTimeout
-	}
-	if override.MaxExecTimeout > 0 {
-		task.MaxExecTimeout = override.MaxExecTimeout
-	}
-	if task.ExecTimeout > task.MaxExecTimeout {
-		task.ExecTimeout = task.MaxExecTimeout
-	}
-	return task.WithDefaults()
+	return task.Merge(override)
 }
 
 // zerologWriter sends the stdio transport's own error log to zerolog.

@@ -38,6 +38,9 @@ type Config struct {
 	// Timed marks a task whose score is a time measured on this machine,
 	// so that it depends on load; a metric of "seconds" implies it.
 	Timed bool `yaml:"timed"`
+	// TimedBy says what measures a timed task's time: TimedByEval (the
+	// default) or TimedByScript.
+	TimedBy string `yaml:"timed_by"`
 	// BaselineRuns is how many times a computed baseline is measured (the
 	// median counts), and for a timed task how many rounds an eval scores
 	// the submission and the unchanged starter code, alternating. 0 means
@@ -45,8 +48,29 @@ type Config struct {
 	BaselineRuns int `yaml:"baseline_runs"`
 }
 
+// What measures a timed task's time.
+const (
+	// TimedByEval: eval.py times the submitted code itself. Each eval then
+	// also times the unchanged starter code, in rounds alternating with the
+	// submission's, and the improvement is against that same-run figure; a
+	// measured baseline scores env/ as shipped.
+	TimedByEval = "eval"
+	// TimedByScript: the task's own script (env/train.py) times itself and
+	// writes the figure down, and eval.py only reads it, as in MLAgentBench's
+	// vectorization. The starter code as shipped has no figure to read, so
+	// an eval scores the submission once and the improvement is against the
+	// measured baseline: the median of baseline_runs runs of train.py, each
+	// scored.
+	TimedByScript = "script"
+)
+
 // IsTimed reports whether scores are times measured on this machine.
 func (c Config) IsTimed() bool { return c.Timed || c.Metric == "seconds" }
+
+// SameRunStarter reports whether each eval also times the unchanged starter
+// code (a task timed by its eval), so that a submission is compared with a
+// figure taken under the same load.
+func (c Config) SameRunStarter() bool { return c.IsTimed() && c.TimedBy != TimedByScript }
 
 // Budgets bound one episode.
 type Budgets struct {
@@ -98,6 +122,29 @@ func (b Budgets) WithDefaults() Budgets {
 	return b
 }
 
+// Merge returns b with each non-zero field of override in place of its own
+// (an operator's flags over a task's task.yaml), the defaults in the fields
+// both leave zero, and ExecTimeout no longer than MaxExecTimeout.
+func (b Budgets) Merge(override Budgets) Budgets {
+	if override.MaxSteps > 0 {
+		b.MaxSteps = override.MaxSteps
+	}
+	if override.MaxTime > 0 {
+		b.MaxTime = override.MaxTime
+	}
+	if override.ExecTimeout > 0 {
+		b.ExecTimeout = override.ExecTimeout
+	}
+	if override.MaxExecTimeout > 0 {
+		b.MaxExecTimeout = override.MaxExecTimeout
+	}
+	b = b.WithDefaults()
+	// A lower limit from the operator caps the task's default timeout
+	// rather than leaving a default the agent could never ask for.
+	b.ExecTimeout = min(b.ExecTimeout, b.MaxExecTimeout)
+	return b
+}
+
 // Duration reads Go duration strings ("90s", "2h") from YAML.
 type Duration time.Duration
 
@@ -111,22 +158,23 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
-func readConfig(path string) (Config, error) {
-	var c Config
+// readConfig reads and checks a task.yaml, without defaults; found is false
+// when there is none.
+func readConfig(path string) (c Config, found bool, err error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return c.withDefaults(), nil
+		return c, false, nil
 	}
 	if err != nil {
-		return c, fmt.Errorf("read %s: %w", path, err)
+		return c, false, fmt.Errorf("read %s: %w", path, err)
 	}
 	if err := yaml.UnmarshalWithOptions(b, &c, yaml.DisallowUnknownField()); err != nil {
-		return c, fmt.Errorf("parse %s: %w", path, err)
+		return c, true, fmt.Errorf("parse %s: %w", path, err)
 	}
 	if err := c.validate(); err != nil {
-		return c, fmt.Errorf("%s: %w", path, err)
+		return c, true, fmt.Errorf("%s: %w", path, err)
 	}
-	return c.withDefaults(), nil
+	return c, true, nil
 }
 
 // validate rejects values that are out of range rather than letting a
@@ -137,6 +185,14 @@ func (c Config) validate() error {
 	case "", Higher, Lower:
 	default:
 		return fmt.Errorf("direction %q must be %q or %q", c.Direction, Higher, Lower)
+	}
+	switch c.TimedBy {
+	case "", TimedByEval, TimedByScript:
+	default:
+		return fmt.Errorf("timed_by %q must be %q or %q", c.TimedBy, TimedByEval, TimedByScript)
+	}
+	if c.TimedBy != "" && !c.IsTimed() {
+		return fmt.Errorf("timed_by %q needs a timed task (timed: true, or metric: seconds)", c.TimedBy)
 	}
 	if c.Baseline != nil && (math.IsNaN(*c.Baseline) || math.IsInf(*c.Baseline, 0)) {
 		return fmt.Errorf("baseline %v must be a finite number", *c.Baseline)
@@ -181,6 +237,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Metric == "" {
 		c.Metric = "score"
+	}
+	if c.IsTimed() && c.TimedBy == "" {
+		c.TimedBy = TimedByEval
 	}
 	if c.EvalTimeout <= 0 {
 		c.EvalTimeout = Duration(DefaultEvalTimeout)

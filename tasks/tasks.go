@@ -6,8 +6,6 @@
 package tasks
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -31,12 +30,29 @@ type Task struct {
 	Dir string
 	// Problem is scripts/research_problem.txt, the agent's instructions.
 	Problem string
-	// ReadOnly holds the fnmatch patterns of scripts/read_only_files.txt.
-	ReadOnly []string
+	// ReadOnly holds the patterns of scripts/read_only_files.txt.
+	ReadOnly ReadOnly
 	Config   Config
+	// MetricFrom says where Config's metric and direction come from: one
+	// of FromTaskYAML, FromTaskConfig, FromMLAgentBench or FromDefault.
+	MetricFrom string
+	// ConfigFile is the task.yaml that was read, the folder's own or the
+	// one given for it with Catalog.OverrideConfig; "" when there is none.
+	ConfigFile string
+	// Warnings are what the operator should know about how the task was
+	// loaded, such as a direction that is only a guess.
+	Warnings []string
 	// Builtin is set for tasks shipped in the binary.
 	Builtin bool
 }
+
+// Where a task's metric and direction come from.
+const (
+	FromTaskYAML     = "task.yaml"
+	FromTaskConfig   = "--task-config"
+	FromMLAgentBench = "MLAgentBench table"
+	FromDefault      = "default"
+)
 
 // EnvDir is the folder copied into every workspace.
 func (t *Task) EnvDir() string { return filepath.Join(t.Dir, "env") }
@@ -52,13 +68,37 @@ type Catalog struct {
 
 	mu        sync.Mutex
 	extracted map[string]string // built-in name -> host dir
+	overrides map[string]string // task name -> task.yaml to read instead
 }
 
 // NewCatalog serves the tasks of builtin (one folder per task at its root,
 // may be nil) and of dir (may be ""). Built-in tasks are written out under
 // cacheDir when first loaded, since sandboxes copy from host folders.
 func NewCatalog(builtin fs.FS, dir, cacheDir string) *Catalog {
-	return &Catalog{builtin: builtin, dir: dir, cacheDir: cacheDir, extracted: map[string]string{}}
+	return &Catalog{builtin: builtin, dir: dir, cacheDir: cacheDir, extracted: map[string]string{}, overrides: map[string]string{}}
+}
+
+// OverrideConfig makes file the task.yaml of task, read in place of the
+// task folder's own (which may be one the operator cannot change) and taking
+// precedence over the MLAgentBench table. The task must exist and the file
+// must parse; it is read again at each Load.
+func (c *Catalog) OverrideConfig(task, file string) error {
+	names, err := c.Names()
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(names, task) {
+		return fmt.Errorf("task config for %q: %w (available: %s)", task, ErrNotFound, strings.Join(names, ", "))
+	}
+	if _, found, err := readConfig(file); err != nil {
+		return fmt.Errorf("task config for %s: %w", task, err)
+	} else if !found {
+		return fmt.Errorf("task config for %s: %s does not exist", task, file)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.overrides[task] = file
+	return nil
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -111,15 +151,18 @@ func (c *Catalog) Load(ctx context.Context, name string) (*Task, error) {
 	if !validName.MatchString(name) {
 		return nil, fmt.Errorf("task name %q: %w (names use letters, digits, '.', '_' and '-')", name, ErrNotFound)
 	}
+	c.mu.Lock()
+	override := c.overrides[name]
+	c.mu.Unlock()
 	if c.dir != "" && isTask(os.DirFS(c.dir), name) {
-		return loadDir(name, filepath.Join(c.dir, name), false)
+		return loadDir(name, filepath.Join(c.dir, name), false, override)
 	}
 	if c.builtin != nil && isTask(c.builtin, name) {
 		dir, err := c.extract(ctx, name)
 		if err != nil {
 			return nil, err
 		}
-		return loadDir(name, dir, true)
+		return loadDir(name, dir, true, override)
 	}
 	names, _ := c.Names()
 	return nil, fmt.Errorf("task %q: %w (available: %s)", name, ErrNotFound, strings.Join(names, ", "))
@@ -170,40 +213,54 @@ func copyFS(ctx context.Context, fsys fs.FS, dst string) error {
 	})
 }
 
-func loadDir(name, dir string, builtin bool) (*Task, error) {
+// loadDir reads a task folder; override, when set, is read in place of the
+// folder's task.yaml.
+func loadDir(name, dir string, builtin bool, override string) (*Task, error) {
 	problem, err := os.ReadFile(filepath.Join(dir, "scripts", "research_problem.txt"))
 	if err != nil {
 		return nil, fmt.Errorf("task %s: read research problem: %w", name, err)
 	}
 	t := &Task{Name: name, Dir: dir, Problem: strings.TrimSpace(string(problem)), Builtin: builtin}
-	t.ReadOnly, err = readPatterns(filepath.Join(dir, "scripts", "read_only_files.txt"))
+	t.ReadOnly, err = readReadOnly(filepath.Join(dir, "scripts", "read_only_files.txt"))
 	if err != nil {
 		return nil, fmt.Errorf("task %s: %w", name, err)
 	}
-	t.Config, err = readConfig(filepath.Join(dir, "task.yaml"))
+	file, from := filepath.Join(dir, "task.yaml"), FromTaskYAML
+	if override != "" {
+		file, from = override, FromTaskConfig
+	}
+	cfg, found, err := readConfig(file)
 	if err != nil {
 		return nil, fmt.Errorf("task %s: %w", name, err)
 	}
-	return t, nil
-}
-
-// readPatterns reads one pattern per line; a missing file means none.
-func readPatterns(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+	if override != "" && !found {
+		return nil, fmt.Errorf("task %s: task config %s does not exist", name, override)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+	if found {
+		t.ConfigFile = file
 	}
-	var pats []string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+	t.MetricFrom = from
+	if cfg.Metric == "" && cfg.Direction == "" {
+		// task.yaml, if any, says nothing of the metric: an MLAgentBench
+		// folder's own eval.py does, as recorded in the table.
+		if m, ok := mlagentbench[name]; ok {
+			cfg.Metric, cfg.Direction = m.metric, m.direction
+			if m.timedBy != "" && cfg.TimedBy == "" {
+				cfg.Timed, cfg.TimedBy = true, m.timedBy
+			}
+			t.MetricFrom = FromMLAgentBench
 		}
-		pats = append(pats, strings.TrimPrefix(line, "./"))
 	}
-	return pats, sc.Err()
+	if cfg.Direction == "" {
+		cfg.Direction = Higher
+		t.MetricFrom = FromDefault
+		why := "it has no task.yaml and is not one of MLAgentBench's published tasks"
+		if found {
+			why = file + " names no direction"
+		}
+		t.Warnings = append(t.Warnings, fmt.Sprintf("task %s: %s, so its score is taken as higher-is-better; "+
+			"if lower is better, say so with direction: lower in a task.yaml (or one given with --task-config)", name, why))
+	}
+	t.Config = cfg.withDefaults()
+	return t, nil
 }

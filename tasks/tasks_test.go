@@ -69,7 +69,7 @@ func TestLoad(t *testing.T) {
 			if task.Problem != "Do the thing." || task.Builtin {
 				t.Errorf("tasks dir should win over built-in: %+v", task)
 			}
-			if got := strings.Join(task.ReadOnly, ","); got != "data.csv,inputs/*" {
+			if got := strings.Join(task.ReadOnly.Patterns(), ","); got != "data.csv,inputs" {
 				t.Errorf("ReadOnly = %s", got)
 			}
 			b := task.Config.Budgets
@@ -138,6 +138,9 @@ func TestConfigValidation(t *testing.T) {
 		{"negative gpus", "gpus: -1\n", "gpus"},
 		{"negative baseline runs", "baseline_runs: -2\n", "baseline_runs"},
 		{"too many baseline runs", "baseline_runs: 1000\n", "baseline_runs"},
+		{"unknown timer", "metric: seconds\ntimed_by: wall\n", `timed_by "wall"`},
+		{"timer of an untimed task", "metric: accuracy\ntimed_by: script\n", "needs a timed task"},
+		{"timed by script", "metric: seconds\ndirection: lower\ntimed_by: script\n", ""},
 		{"fine", "baseline: -2.5\nbaseline_runs: 5\neval_timeout: 10m\n", ""},
 	}
 	for _, tc := range tests {
@@ -146,7 +149,7 @@ func TestConfigValidation(t *testing.T) {
 			if err := os.WriteFile(p, []byte(tc.yaml), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			c, err := readConfig(p)
+			c, _, err := readConfig(p)
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatalf("readConfig: %v", err)
@@ -173,8 +176,8 @@ func TestBaselineRunsDefault(t *testing.T) {
 	for _, tc := range tests {
 		p := filepath.Join(t.TempDir(), "task.yaml")
 		os.WriteFile(p, []byte(tc.yaml), 0o644)
-		c, err := readConfig(p)
-		if err != nil || c.BaselineRuns != tc.runs {
+		c, _, err := readConfig(p)
+		if c = c.withDefaults(); err != nil || c.BaselineRuns != tc.runs {
 			t.Errorf("%q: baseline_runs = %d, %v; want %d", tc.yaml, c.BaselineRuns, err, tc.runs)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -40,6 +41,11 @@ type common struct {
 	// plan is the capacity derived from this machine, the defaults of the
 	// session, memory and workspace flags.
 	plan hostres.Plan
+	// taskConfigs are the --task-config values, TASK=FILE or FILE.
+	taskConfigs []string
+	// oneTask is the task the command names, when it names exactly one:
+	// a bare --task-config FILE applies to it.
+	oneTask string
 }
 
 func newRootCmd() *cobra.Command {
@@ -64,7 +70,11 @@ func newRootCmd() *cobra.Command {
 	f.StringVar(&c.gpus, "gpus", "", "GPUs sessions may lease: all (found with nvidia-smi), none, or indexes like 0,1")
 	f.Int64Var(&c.workspaceMiB, "workspace-size", c.plan.WorkspaceBytes>>20, "workspace quota in MiB, docker and local as root (default derived from this machine's free disk: see README)")
 	f.Float64Var(&c.cpus, "cpus", docker.DefaultCPUs, "CPUs each docker sandbox may use")
-	root.AddCommand(newServeCmd(c), newRunCmd(c), newTasksCmd(c), newGCCmd(), newImageCmd(), newEpisodeCmd())
+	f.StringArrayVar(&c.taskConfigs, "task-config", nil,
+		"TASK=FILE: read FILE as TASK's task.yaml, in place of the task folder's own (for a folder you may not change) "+
+			"and over the built-in metric table of MLAgentBench tasks; repeatable, once per task. "+
+			"A bare FILE applies to the one task the command names (serve --task T, run --task T, baseline T)")
+	root.AddCommand(newServeCmd(c), newRunCmd(c), newTasksCmd(c), newBaselineCmd(c), newGCCmd(), newImageCmd(), newEpisodeCmd())
 	return root
 }
 
@@ -103,8 +113,47 @@ func (c *common) logger() (zerolog.Logger, error) {
 	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
 }
 
-func (c *common) catalog(scratch string) *tasks.Catalog {
-	return tasks.NewCatalog(benchmarks.FS(), c.tasksDir, scratch)
+// catalog serves the built-in tasks and --tasks-dir, with --task-config's
+// files in place of the tasks' own task.yaml.
+func (c *common) catalog(scratch string) (*tasks.Catalog, error) {
+	cat := tasks.NewCatalog(benchmarks.FS(), c.tasksDir, scratch)
+	configs, err := c.parseTaskConfigs()
+	if err != nil {
+		return nil, err
+	}
+	for _, tc := range configs {
+		if err := cat.OverrideConfig(tc.task, tc.file); err != nil {
+			return nil, fmt.Errorf("--task-config: %w", err)
+		}
+	}
+	return cat, nil
+}
+
+type taskConfig struct{ task, file string }
+
+// parseTaskConfigs reads the --task-config values: TASK=FILE, or a bare
+// FILE for the one task the command names.
+func (c *common) parseTaskConfigs() ([]taskConfig, error) {
+	var out []taskConfig
+	seen := map[string]bool{}
+	for _, v := range c.taskConfigs {
+		task, file, ok := strings.Cut(v, "=")
+		if !ok {
+			if c.oneTask == "" {
+				return nil, fmt.Errorf("--task-config %q: write TASK=FILE; a bare FILE needs a command that names one task (serve --task T, run --task T, baseline T)", v)
+			}
+			task, file = c.oneTask, v
+		}
+		if task == "" || file == "" {
+			return nil, fmt.Errorf("--task-config %q: want TASK=FILE", v)
+		}
+		if seen[task] {
+			return nil, fmt.Errorf("--task-config: task %s is given two config files", task)
+		}
+		seen[task] = true
+		out = append(out, taskConfig{task, file})
+	}
+	return out, nil
 }
 
 // env is what serving a task needs, built from the flags.
@@ -147,6 +196,11 @@ func (c *common) env(ctx context.Context) (*env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create scratch dir: %w", err)
 	}
+	catalog, err := c.catalog(filepath.Join(scratch, "tasks"))
+	if err != nil {
+		os.RemoveAll(scratch)
+		return nil, err
+	}
 	backend, closeProvider, err := c.provider(ctx, log, scratch)
 	if err != nil {
 		os.RemoveAll(scratch)
@@ -162,16 +216,22 @@ func (c *common) env(ctx context.Context) (*env, error) {
 	if image == "" {
 		image = docker.ImageTag(docker.ImageSpec{Variant: "base"})
 	}
+	baselines := &eval.Baselines{
+		Scorer: &eval.Scorer{Provider: provider, Python: c.python}, CacheDir: filepath.Join(c.cacheDir, "baselines"), Meter: meter, Log: log,
+	}
 	e := &env{
 		log:       log,
-		catalog:   c.catalog(filepath.Join(scratch, "tasks")),
+		catalog:   catalog,
 		provider:  meter.Wrap(provider),
 		gpus:      sandbox.NewGPUPool(ids),
 		scorer:    &eval.Scorer{Provider: meter.Wrap(provider), Python: c.python},
-		baselines: &eval.Baselines{Scorer: &eval.Scorer{Provider: provider, Python: c.python}, CacheDir: filepath.Join(c.cacheDir, "baselines"), Meter: meter},
+		baselines: baselines,
 		image:     image,
 		cpus:      c.cpus,
 		cleanup: func() {
+			// Baselines measured in the background stop first: their
+			// sandboxes are the provider's.
+			baselines.Close()
 			if err := provider.Close(); err != nil {
 				log.Warn().Err(err).Msg("remove the sandboxes left at shutdown")
 			}

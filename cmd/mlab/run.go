@@ -35,6 +35,9 @@ func newRunCmd(c *common) *cobra.Command {
 			if c.tasksDir != "" {
 				serve.Args = append(serve.Args, "--tasks-dir", c.tasksDir)
 			}
+			for _, tc := range c.taskConfigs {
+				serve.Args = append(serve.Args, "--task-config", tc)
+			}
 			serve.Stderr = os.Stderr
 			client := mcp.NewClient(&mcp.Implementation{Name: "mlab-" + agentName, Version: version}, &mcp.ClientOptions{
 				ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {

@@ -83,6 +83,7 @@ func serve(ctx context.Context, c *common, sf *serveFlags) error {
 	if err := sf.validate(); err != nil {
 		return err
 	}
+	c.oneTask = sf.task
 	e, err := c.env(ctx)
 	if err != nil {
 		return err
@@ -118,6 +119,9 @@ func serve(ctx context.Context, c *common, sf *serveFlags) error {
 			return err
 		}
 	}
+	// Baselines are measured now, in the background, rather than when a
+	// submission needs one.
+	e.baselines.Prefetch(servedTasks(ctx, e, opts.Task)...)
 	switch sf.transport {
 	case "stdio":
 		srv, err := server.New(opts)
@@ -213,4 +217,32 @@ func sessionReserve(c *common, sf *serveFlags, e *env) int64 {
 		per += c.workspaceMiB << 20
 	}
 	return per
+}
+
+// servedTasks loads the tasks the server serves (the pinned one, or every
+// task of the catalog) and logs their warnings; a broken task is logged and
+// left out.
+func servedTasks(ctx context.Context, e *env, pinned *tasks.Task) []*tasks.Task {
+	served := []*tasks.Task{pinned}
+	if pinned == nil {
+		names, err := e.catalog.Names()
+		if err != nil {
+			e.log.Warn().Err(err).Msg("list tasks")
+		}
+		served = served[:0]
+		for _, n := range names {
+			t, err := e.catalog.Load(ctx, n)
+			if err != nil {
+				e.log.Warn().Err(err).Str("task", n).Msg("task cannot be loaded")
+				continue
+			}
+			served = append(served, t)
+		}
+	}
+	for _, t := range served {
+		for _, w := range t.Warnings {
+			e.log.Warn().Str("task", t.Name).Msg(w)
+		}
+	}
+	return served
 }
