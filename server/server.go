@@ -216,7 +216,7 @@ How this works: use list_files, read_file and inspect_script_lines to look aroun
 
 // budgetsFor is a task's budgets with the server's overrides.
 func (s *Server) budgetsFor(t *tasks.Task) tasks.Budgets {
-	return mergeBudgets(t.Config.Budgets, s.opts.Budgets)
+	return t.Config.Budgets.Merge(s.opts.Budgets)
 }
 
 // ServeStdio serves one session over in and out until in closes or ctx ends,
@@ -275,10 +275,6 @@ func (s *Server) Shutdown(ctx context.Context) {
 			e.ep.AbortUnrecorded(episode.StoppedReason)
 		}
 	}
-}
-
-func mergeBudgets(task, override tasks.Budgets) tasks.Budgets {
-	return task.Merge(override)
 }
 
 // zerologWriter sends the stdio transport's own error log to zerolog.

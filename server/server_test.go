@@ -133,29 +133,6 @@ func TestOneEpisodePerSession(t *testing.T) {
 	}
 }
 
-func TestMergeBudgets(t *testing.T) {
-	d := func(x time.Duration) tasks.Duration { return tasks.Duration(x) }
-	tests := []struct {
-		name           string
-		task, override tasks.Budgets
-		want           tasks.Budgets
-	}{
-		{"task wins when no override", tasks.Budgets{MaxSteps: 7, MaxTime: d(time.Hour), ExecTimeout: d(time.Minute), MaxExecTimeout: d(time.Hour)},
-			tasks.Budgets{}, tasks.Budgets{MaxSteps: 7, MaxTime: d(time.Hour), ExecTimeout: d(time.Minute), MaxExecTimeout: d(time.Hour)}},
-		{"override field by field", tasks.Budgets{MaxSteps: 7, MaxTime: d(time.Hour), ExecTimeout: d(time.Minute), MaxExecTimeout: d(time.Hour)},
-			tasks.Budgets{MaxSteps: 3}, tasks.Budgets{MaxSteps: 3, MaxTime: d(time.Hour), ExecTimeout: d(time.Minute), MaxExecTimeout: d(time.Hour)}},
-		{"default timeout capped by the limit", tasks.Budgets{ExecTimeout: d(time.Hour), MaxExecTimeout: d(time.Hour)},
-			tasks.Budgets{MaxExecTimeout: d(time.Minute)}, tasks.Budgets{MaxSteps: tasks.DefaultMaxSteps, MaxTime: d(tasks.DefaultMaxTime), ExecTimeout: d(time.Minute), MaxExecTimeout: d(time.Minute)}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := mergeBudgets(tc.task, tc.override); got != tc.want {
-				t.Errorf("got %+v, want %+v", got, tc.want)
-			}
-		})
-	}
-}
-
 // gatedProvider holds every Create until release is closed, and says on
 // entered when one has begun.
 type gatedProvider struct {
