@@ -11,8 +11,10 @@ import (
 
 // objectPath returns where the object with hex digest sum lives. Splitting
 // on the first two hex digits keeps any one directory small.
-func (l *Log) objectPath(sum string) string {
-	return filepath.Join(l.dir, objectsDir, sum[:2], sum[2:])
+func (l *Log) objectPath(sum string) string { return objectPath(l.dir, sum) }
+
+func objectPath(dir, sum string) string {
+	return filepath.Join(dir, objectsDir, sum[:2], sum[2:])
 }
 
 // validSum reports whether s is a lower-case hex SHA-256, so that a tampered

@@ -45,6 +45,24 @@ type Result struct {
 	Error        string        `json:"error,omitempty"`
 	StartedAt    time.Time     `json:"started_at"`
 	EndedAt      *time.Time    `json:"ended_at,omitempty"`
+	// Origin is set for a run that did not start from the task's files.
+	Origin *Origin `json:"origin,omitempty"`
+}
+
+// Ways a run can start from another run.
+const (
+	OriginFork   = "fork"   // a new episode from a step of a live or finished one
+	OriginResume = "resume" // the continuation of a stopped episode
+)
+
+// Origin names the run whose workspace a run started from (CreateFrom).
+type Origin struct {
+	Kind string `json:"kind"` // OriginFork or OriginResume
+	// Run is the parent's run ID and Step the step after which its
+	// workspace was taken, recorded in the parent's manifest Snapshot.
+	Run      string `json:"run"`
+	Step     int    `json:"step"`
+	Snapshot string `json:"snapshot"`
 }
 
 // Baseline sources.

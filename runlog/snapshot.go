@@ -199,8 +199,10 @@ func (l *Log) SetSnapshotLimits(lim SnapshotLimits) {
 	l.limits = lim.withDefaults()
 }
 
-func (l *Log) manifestPath(name string) string {
-	return filepath.Join(l.dir, snapshotsDir, name+".json")
+func (l *Log) manifestPath(name string) string { return manifestPath(l.dir, name) }
+
+func manifestPath(dir, name string) string {
+	return filepath.Join(dir, snapshotsDir, name+".json")
 }
 
 // Snapshot records the tree at dir as manifest snapshots/<name>.json and
@@ -407,10 +409,15 @@ func (l *Log) racy(k cacheKey, now time.Time) bool {
 
 // ReadManifest reads snapshots/<name>.json.
 func (l *Log) ReadManifest(name string) (Manifest, error) {
+	return readManifest(l.dir, name)
+}
+
+// readManifest reads snapshots/<name>.json of the run directory dir.
+func readManifest(dir, name string) (Manifest, error) {
 	if err := validName(name); err != nil {
 		return Manifest{}, fmt.Errorf("read manifest: %w", err)
 	}
-	p := l.manifestPath(name)
+	p := manifestPath(dir, name)
 	data, err := os.ReadFile(p)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("read manifest %s: %w", p, err)
