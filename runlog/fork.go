@@ -50,13 +50,19 @@ func CreateFrom(root, runID, parentDir, snapshot string) (*Log, error) {
 		_ = os.RemoveAll(l.dir)
 		return nil, fmt.Errorf("create run %s from %s of %s: %w", runID, snapshot, filepath.Base(parentDir), err)
 	}
-	done := map[string]bool{}
+	done := map[string]bool{} // objects linked, and their directories by prefix
 	for _, e := range m.Entries {
 		if e.Type != TypeFile || e.Skipped != "" || done[e.SHA256] {
 			continue
 		}
 		if !validSum(e.SHA256) {
 			return fail(fmt.Errorf("entry %q: invalid sha256 %q", dirtree.ShortPath(e.Path), e.SHA256))
+		}
+		if !done[e.SHA256[:2]] {
+			if err := os.Mkdir(filepath.Join(l.dir, objectsDir, e.SHA256[:2]), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return fail(fmt.Errorf("create object dir: %w", err))
+			}
+			done[e.SHA256[:2]] = true
 		}
 		if err := shareObject(objectPath(parentDir, e.SHA256), l.objectPath(e.SHA256), e.SHA256); err != nil {
 			return fail(err)
@@ -74,15 +80,15 @@ func CreateFrom(root, runID, parentDir, snapshot string) (*Log, error) {
 	if err := writeFileAtomic(l.manifestPath(ForkSnapshot), data, true); err != nil {
 		return fail(err)
 	}
+	// The fork point is the new run's previous snapshot: its first own
+	// snapshot finds the files it did not change already stored.
+	l.sizes = sizesOf(m.Entries)
 	return l, nil
 }
 
 // shareObject puts the object src at dst: a hard link, or a checked copy
 // where no link can be made.
 func shareObject(src, dst, sum string) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("create object dir: %w", err)
-	}
 	err := os.Link(src, dst)
 	switch {
 	case err == nil || errors.Is(err, fs.ErrExist):
@@ -185,6 +191,33 @@ func (l *Log) LinkTree(ctx context.Context, snapshot, dst string) (modes map[str
 		return nil, fmt.Errorf("link tree %s: %w", snapshot, err)
 	}
 	return modes, nil
+}
+
+// RemoveTree removes a tree made by LinkTree (or Restore) once nothing
+// mounts it: its directories may have read-only modes from the manifest,
+// which stop a server that is not root from emptying them. Removing links
+// leaves the objects, and so every run sharing them, as they are.
+func RemoveTree(dir string) error {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() {
+			// Before WalkDir lists it, so that a 0000 directory can be.
+			return os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("remove tree: %w", err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove tree: %w", err)
+	}
+	return nil
 }
 
 // openEmpty creates dst with mode perm if it does not exist, checks that it

@@ -288,6 +288,19 @@ func TestLinkTree(t *testing.T) {
 			if _, err := child.LinkTree(t.Context(), ForkSnapshot, dst); err == nil || !strings.Contains(err.Error(), "not empty") {
 				t.Errorf("LinkTree into a full directory: %v", err)
 			}
+			if err := RemoveTree(dst); err != nil {
+				t.Fatalf("RemoveTree: %v", err)
+			}
+			if _, err := os.Stat(dst); !os.IsNotExist(err) {
+				t.Errorf("tree left after RemoveTree: %v", err)
+			}
+			check := filepath.Join(t.TempDir(), "check")
+			if err := child.Restore(t.Context(), ForkSnapshot, check); err != nil {
+				t.Errorf("the objects did not survive RemoveTree: %v", err)
+			}
+			if err := RemoveTree(check); err != nil {
+				t.Error(err)
+			}
 		})
 	}
 }

@@ -31,6 +31,13 @@ func validSum(s string) bool {
 	return true
 }
 
+// hasObject reports whether the object with hex digest sum is stored. An
+// object is renamed into place whole, so one that exists is complete.
+func (l *Log) hasObject(sum string) bool {
+	_, err := os.Lstat(l.objectPath(sum))
+	return err == nil
+}
+
 // storeObject hashes r while copying it to a temp file and then renames the
 // temp file into place, so the source is read once and an object is either
 // complete or absent. Reading stops after limit+1 bytes; tooLarge then
@@ -52,7 +59,6 @@ func (l *Log) storeObject(r io.Reader, limit int64) (sum string, n int64, tooLar
 
 	h := sha256.New()
 	n, err = io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, limit+1))
-	l.hashedBytes.Add(n)
 	if err != nil {
 		return "", n, false, fmt.Errorf("copy to object temp %s: %w", tmpName, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mlab/mlab/internal/forktest"
+	"github.com/mlab/mlab/internal/proc"
 	"github.com/mlab/mlab/sandbox"
 )
 
@@ -68,6 +69,39 @@ func TestHostileForkedWorkspace(t *testing.T) {
 	}
 	if _, err := os.Stat(ws); !os.IsNotExist(err) {
 		t.Errorf("workspace left after Close: %v", err)
+	}
+	f.CheckIntact(t)
+}
+
+// TestReapForkedWorkspace: the reaper removes the forked workspace of a
+// server that died, its overlay and the tmpfs under it, and leaves the base
+// and the run logs behind it as they are.
+func TestReapForkedWorkspace(t *testing.T) {
+	p, cli := newProvider(t, Options{})
+	f := forktest.New(t)
+	dead, err := proc.Acquire(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.Release()
+	p.server, p.lock = proc.Legacy(), dead.ID()
+	sb, err := p.Create(t.Context(), sandbox.Spec{Session: "test", Run: t.Name(), Base: f.Base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close() })
+	ws := sb.Workspace()
+	if len(forktest.Mounts(t, ws)) == 0 {
+		t.Fatal("the forked workspace has no mount")
+	}
+	if _, err := Reap(t.Context(), cli, false); err != nil {
+		t.Fatal(err)
+	}
+	if left := forktest.Mounts(t, ws); len(left) > 0 {
+		t.Errorf("mounts left after Reap: %v", left)
+	}
+	if _, err := os.Stat(ws); !os.IsNotExist(err) {
+		t.Errorf("workspace left after Reap: %v", err)
 	}
 	f.CheckIntact(t)
 }

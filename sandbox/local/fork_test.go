@@ -39,7 +39,7 @@ func forkedSandbox(t *testing.T, f *forktest.Fixture) *Sandbox {
 }
 
 // isOverlay reports whether the workspace is the overlay MountBase makes.
-func isOverlay(t *testing.T, ws string) bool {
+func isOverlay(t testing.TB, ws string) bool {
 	t.Helper()
 	var st unix.Statfs_t
 	if err := unix.Statfs(ws, &st); err != nil {
