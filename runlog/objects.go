@@ -11,8 +11,10 @@ import (
 
 // objectPath returns where the object with hex digest sum lives. Splitting
 // on the first two hex digits keeps any one directory small.
-func (l *Log) objectPath(sum string) string {
-	return filepath.Join(l.dir, objectsDir, sum[:2], sum[2:])
+func (l *Log) objectPath(sum string) string { return objectPath(l.dir, sum) }
+
+func objectPath(dir, sum string) string {
+	return filepath.Join(dir, objectsDir, sum[:2], sum[2:])
 }
 
 // validSum reports whether s is a lower-case hex SHA-256, so that a tampered
@@ -27,6 +29,13 @@ func validSum(s string) bool {
 		}
 	}
 	return true
+}
+
+// hasObject reports whether the object with hex digest sum is stored. An
+// object is renamed into place whole, so one that exists is complete.
+func (l *Log) hasObject(sum string) bool {
+	_, err := os.Lstat(l.objectPath(sum))
+	return err == nil
 }
 
 // storeObject hashes r while copying it to a temp file and then renames the
@@ -50,7 +59,6 @@ func (l *Log) storeObject(r io.Reader, limit int64) (sum string, n int64, tooLar
 
 	h := sha256.New()
 	n, err = io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, limit+1))
-	l.hashedBytes.Add(n)
 	if err != nil {
 		return "", n, false, fmt.Errorf("copy to object temp %s: %w", tmpName, err)
 	}

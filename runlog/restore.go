@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -32,31 +31,22 @@ func (l *Log) Restore(ctx context.Context, name, dst string) error {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return fmt.Errorf("restore %s: %w", name, err)
-	}
-	existing, err := os.ReadDir(dst)
-	if err != nil {
-		return fmt.Errorf("restore %s: %w", name, err)
-	}
-	if len(existing) > 0 {
-		return fmt.Errorf("restore %s: destination %s is not empty", name, dst)
-	}
-	c, err := dirtree.Open(dst)
+	c, err := openEmpty(dst, 0o755)
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", name, err)
 	}
 	defer c.Close()
-	if err := l.restoreEntries(ctx, c, m.Entries); err != nil {
+	if err := restoreEntries(ctx, c, m.Entries, l.restoreFile); err != nil {
 		return fmt.Errorf("restore %s: %w", name, err)
 	}
 	return nil
 }
 
-// restoreEntries creates entries below c. Snapshot lists parents first in
-// depth-first order, so the cursor moves one step at a time; a hand-edited
-// manifest in another order is sorted first.
-func (l *Log) restoreEntries(ctx context.Context, c *dirtree.Cursor, entries []Entry) error {
+// restoreEntries creates entries below c, each regular file through
+// makeFile. Snapshot lists parents first in depth-first order, so the cursor
+// moves one step at a time; a hand-edited manifest in another order is
+// sorted first.
+func restoreEntries(ctx context.Context, c *dirtree.Cursor, entries []Entry, makeFile func(dirfd int, base string, e Entry) error) error {
 	for _, e := range entries {
 		if !dirtree.ValidRel(e.Path) {
 			return fmt.Errorf("invalid entry path %q", e.Path)
@@ -120,7 +110,7 @@ func (l *Log) restoreEntries(ctx context.Context, c *dirtree.Cursor, entries []E
 				modes[len(modes)-1] = uint32(e.Mode.Perm())
 			}
 		case TypeFile:
-			err = l.restoreFile(c.Fd(), base, e)
+			err = makeFile(c.Fd(), base, e)
 		case TypeSymlink:
 			err = unix.Symlinkat(e.Target, c.Fd(), base)
 		default:
@@ -162,12 +152,7 @@ func (l *Log) restoreFile(dirfd int, base string, e Entry) error {
 	}
 	obj, err := os.Open(l.objectPath(e.SHA256))
 	if err != nil {
-		// The object's path is the server's business, not the agent's.
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return fmt.Errorf("open object %s: %w", e.SHA256, err)
+		return fmt.Errorf("open object %s: %w", e.SHA256, hidePath(err))
 	}
 	defer obj.Close()
 

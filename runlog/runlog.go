@@ -2,7 +2,10 @@
 // the step trace, full script outputs, content-addressed snapshots of the
 // sandbox tree, and the final result. Everything lives under one run
 // directory so that an episode can be audited, replayed or rescored from
-// disk alone, even if the server process was killed part way through.
+// disk alone, even if the server process was killed part way through. A run
+// can also start from another's snapshot (a fork, or the resumption of a
+// stopped run): it then shares the other's objects by hard links, and its
+// snapshot can be laid out as a tree of links for a copy-on-write workspace.
 package runlog
 
 import (
@@ -48,6 +51,10 @@ type Log struct {
 	// objects, and steps are sequential anyway.
 	snapMu sync.Mutex
 	cache  map[cacheKey]string
+	// sizes are those of the files of the last snapshot (for a run made by
+	// CreateFrom, of its fork point): a file of one of these sizes is
+	// hashed before it is stored (see hashAndStore).
+	sizes map[int64]struct{}
 	// racyWindow is how recently a file may have changed and still be
 	// cached; see racy. Tests shorten it to exercise the cache
 	// deterministically.
@@ -132,6 +139,7 @@ func open(dir, runID string) (*Log, error) {
 		dir:        dir,
 		trace:      f,
 		cache:      map[cacheKey]string{},
+		sizes:      map[int64]struct{}{},
 		racyWindow: defaultRacyWindow,
 		limits:     SnapshotLimits{}.withDefaults(),
 	}

@@ -1,11 +1,15 @@
 package runlog
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -200,8 +204,10 @@ func (l *Log) SetSnapshotLimits(lim SnapshotLimits) {
 	l.limits = lim.withDefaults()
 }
 
-func (l *Log) manifestPath(name string) string {
-	return filepath.Join(l.dir, snapshotsDir, name+".json")
+func (l *Log) manifestPath(name string) string { return manifestPath(l.dir, name) }
+
+func manifestPath(dir, name string) string {
+	return filepath.Join(dir, snapshotsDir, name+".json")
 }
 
 // Snapshot records the tree at dir as manifest snapshots/<name>.json and
@@ -290,7 +296,19 @@ func (l *Log) Snapshot(ctx context.Context, dir, name string) (string, error) {
 		return "", err
 	}
 	l.cache = next
+	l.sizes = sizesOf(m.Entries)
 	return name, nil
+}
+
+// sizesOf returns the sizes of the stored files among entries.
+func sizesOf(entries []Entry) map[int64]struct{} {
+	sizes := map[int64]struct{}{}
+	for _, e := range entries {
+		if e.Type == TypeFile && e.Skipped == "" {
+			sizes[e.Size] = struct{}{}
+		}
+	}
+	return sizes
 }
 
 // snapshotEntry describes de and stores its content if needed. ok is false
@@ -376,7 +394,7 @@ func (l *Log) snapshotFile(c *dirtree.Cursor, de *dirtree.Entry, e Entry, limit 
 		return Entry{}, false, nil
 	}
 	e.Mode = fs.FileMode(before.Mode & 0o777)
-	sum, n, tooLarge, err := l.storeObject(f, limit)
+	sum, n, tooLarge, err := l.hashAndStore(f, before.Size, limit)
 	if err != nil {
 		return Entry{}, false, fmt.Errorf("store %q: %w", de.Rel, err)
 	}
@@ -401,6 +419,67 @@ func (l *Log) snapshotFile(c *dirtree.Cursor, de *dirtree.Entry, e Entry, limit 
 	return e, true, nil
 }
 
+// smallObject is the size up to which a file is read into memory and hashed
+// before anything is written: most files of a workspace are small, and
+// their content is often in the store already.
+const smallObject = 64 << 10
+
+// hashAndStore stores the content of f (size bytes when stat'ed) unless the
+// store has it already, and returns its hash and length. A file whose
+// content is likely stored already is hashed before it is copied, so that
+// such content is never written again: a small file, or one of the size of
+// a file of the previous snapshot (a file rewritten with the same bytes,
+// touched, renamed, or every file of a fork's first snapshot, whose
+// previous snapshot is the fork point). Others, in practice new outputs and
+// checkpoints, are copied while they are hashed, and so read once.
+func (l *Log) hashAndStore(f *os.File, size, limit int64) (sum string, n int64, tooLarge bool, err error) {
+	_, known := l.sizes[size]
+	switch {
+	case size <= smallObject:
+		// Bounded: a file that grows while it is read is not buffered
+		// past smallObject.
+		data, err := io.ReadAll(io.LimitReader(f, smallObject+1))
+		l.hashedBytes.Add(int64(len(data)))
+		if err != nil {
+			return "", 0, false, fmt.Errorf("read: %w", err)
+		}
+		n = int64(len(data))
+		if n > limit {
+			return "", n, true, nil
+		}
+		if n <= smallObject {
+			h := sha256.Sum256(data)
+			if sum = hex.EncodeToString(h[:]); l.hasObject(sum) {
+				return sum, n, false, nil
+			}
+			return l.storeObject(bytes.NewReader(data), limit)
+		}
+	case known:
+		h := sha256.New()
+		n, err = io.Copy(h, io.LimitReader(f, limit+1))
+		l.hashedBytes.Add(n)
+		if err != nil {
+			return "", n, false, fmt.Errorf("read: %w", err)
+		}
+		if n > limit {
+			return "", n, true, nil
+		}
+		if sum = hex.EncodeToString(h.Sum(nil)); l.hasObject(sum) {
+			return sum, n, false, nil
+		}
+	}
+	if size <= smallObject || known {
+		// Read again, and hashed again: the file may have changed since,
+		// and the entry describes what is stored.
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return "", 0, false, fmt.Errorf("rewind: %w", err)
+		}
+	}
+	sum, n, tooLarge, err = l.storeObject(f, limit)
+	l.hashedBytes.Add(n)
+	return sum, n, tooLarge, err
+}
+
 func (l *Log) racy(k cacheKey, now time.Time) bool {
 	changed := max(k.mtime, k.ctime)
 	return changed >= now.Add(-l.racyWindow).UnixNano()
@@ -408,10 +487,15 @@ func (l *Log) racy(k cacheKey, now time.Time) bool {
 
 // ReadManifest reads snapshots/<name>.json.
 func (l *Log) ReadManifest(name string) (Manifest, error) {
+	return readManifest(l.dir, name)
+}
+
+// readManifest reads snapshots/<name>.json of the run directory dir.
+func readManifest(dir, name string) (Manifest, error) {
 	if err := validName(name); err != nil {
 		return Manifest{}, fmt.Errorf("read manifest: %w", err)
 	}
-	p := l.manifestPath(name)
+	p := manifestPath(dir, name)
 	data, err := os.ReadFile(p)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("read manifest %s: %w", p, err)

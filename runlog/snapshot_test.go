@@ -362,3 +362,58 @@ func BenchmarkSnapshotUnchanged(b *testing.B) {
 		b.Fatalf("unchanged snapshots re-read %d bytes", got-hashed)
 	}
 }
+
+// TestSnapshotKnownContentNotRewritten: content that is likely stored
+// already (a small file, or one of the size of a file of the previous
+// snapshot) is hashed first and not written again when it is; other
+// files are read once, while they are stored.
+func TestSnapshotKnownContentNotRewritten(t *testing.T) {
+	const big = 1 << 20
+	tests := []struct {
+		name     string
+		mutate   func(t *testing.T, src string)
+		wantRead int64 // bytes read by the second snapshot
+		wantNew  int   // objects it adds
+	}{
+		{"renamed big file", func(t *testing.T, src string) {
+			os.Rename(filepath.Join(src, "a.bin"), filepath.Join(src, "b.bin"))
+		}, big, 0},
+		{"renamed small file", func(t *testing.T, src string) {
+			os.Rename(filepath.Join(src, "s.txt"), filepath.Join(src, "t.txt"))
+		}, 5, 0},
+		{"new content of a known size", func(t *testing.T, src string) {
+			writeFile(t, filepath.Join(src, "c.bin"), randomBytes(9, big), 0o644)
+		}, 2 * big, 1},
+		{"new content of a new size", func(t *testing.T, src string) {
+			writeFile(t, filepath.Join(src, "c.bin"), randomBytes(9, big+1), 0o644)
+		}, big + 1, 1},
+		{"new small file", func(t *testing.T, src string) {
+			writeFile(t, filepath.Join(src, "u.txt"), []byte("other"), 0o644)
+		}, 5, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newCachingLog(t)
+			src := t.TempDir()
+			writeFile(t, filepath.Join(src, "a.bin"), randomBytes(1, big), 0o644)
+			writeFile(t, filepath.Join(src, "s.txt"), []byte("small"), 0o644)
+			snapshot(t, l, src, "step-0001")
+			n, read := len(objects(t, l)), l.hashedBytes.Load()
+			tt.mutate(t, src)
+			m := snapshot(t, l, src, "step-0002")
+			if got := l.hashedBytes.Load() - read; got != tt.wantRead {
+				t.Errorf("read %d bytes, want %d", got, tt.wantRead)
+			}
+			if got := len(objects(t, l)) - n; got != tt.wantNew {
+				t.Errorf("stored %d objects, want %d", got, tt.wantNew)
+			}
+			dst := filepath.Join(t.TempDir(), "out")
+			if err := l.Restore(t.Context(), m.Name, dst); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := treeState(t, dst), treeState(t, src); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("restored %v, want %v", got, want)
+			}
+		})
+	}
+}

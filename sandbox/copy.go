@@ -21,6 +21,15 @@ import (
 // in the tree and works beyond PATH_MAX, and errors name paths relative to
 // src, never host paths, because they can reach the agent.
 func CopyDir(ctx context.Context, src, dst string) error {
+	return copyTree(ctx, src, dst, false, nil)
+}
+
+// copyTree is CopyDir and, with exact set, the copy of a snapshot's tree
+// (CopyBase): directories keep their modes, set once their contents are in
+// place so that a read-only one can still be filled; symlinks are copied as
+// they are, never followed; files take their modes entry where they have
+// one.
+func copyTree(ctx context.Context, src, dst string, exact bool, modes map[string]fs.FileMode) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return fmt.Errorf("create copy destination: %w", hidePath(err))
 	}
@@ -29,24 +38,62 @@ func CopyDir(ctx context.Context, src, dst string) error {
 		return fmt.Errorf("copy destination: %w", err)
 	}
 	defer out.Close()
+	dirMode := uint32(0o755)
+	if exact {
+		dirMode = 0o700
+	}
 	w := dirtree.Walker{
 		Visit: func(in *dirtree.Cursor, e *dirtree.Entry) (bool, error) {
 			switch e.Stat.Mode & unix.S_IFMT {
 			case unix.S_IFDIR:
-				if err := unix.Mkdirat(out.Fd(), e.Name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+				if err := unix.Mkdirat(out.Fd(), e.Name, dirMode); err != nil && !errors.Is(err, unix.EEXIST) {
 					return false, dirtree.PathErr("mkdir", e.Rel, err)
 				}
 				return true, nil
 			case unix.S_IFREG:
-				return false, copyFileAt(in.Fd(), out.Fd(), e)
+				if err := copyFileAt(in.Fd(), out.Fd(), e); err != nil {
+					return false, err
+				}
+				if m, ok := modes[e.Rel]; ok {
+					if err := unix.Fchmodat(out.Fd(), e.Name, uint32(m.Perm()), 0); err != nil {
+						return false, dirtree.PathErr("chmod", e.Rel, err)
+					}
+				}
+			case unix.S_IFLNK:
+				if exact {
+					return false, copyLinkAt(in.Fd(), out.Fd(), e)
+				}
 			}
 			return false, nil
 		},
 		Enter: func(e *dirtree.Entry) error { return out.Down(e.Name) },
-		Leave: func(*dirtree.Entry) error { return out.Up() },
+		Leave: func(e *dirtree.Entry) error {
+			if exact {
+				if err := unix.Fchmod(out.Fd(), e.Stat.Mode&0o777); err != nil {
+					return dirtree.PathErr("chmod", e.Rel, err)
+				}
+			}
+			return out.Up()
+		},
 	}
 	if err := w.Walk(ctx, src); err != nil {
 		return fmt.Errorf("copy: %w", err)
+	}
+	return nil
+}
+
+// copyLinkAt recreates the symlink e of directory srcfd in directory dstfd.
+func copyLinkAt(srcfd, dstfd int, e *dirtree.Entry) error {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(srcfd, e.Name, buf)
+	if dirtree.Vanished(err) || errors.Is(err, unix.EINVAL) {
+		return nil // gone, or no longer a link
+	}
+	if err != nil {
+		return dirtree.PathErr("readlink", e.Rel, err)
+	}
+	if err := unix.Symlinkat(string(buf[:n]), dstfd, e.Name); err != nil {
+		return dirtree.PathErr("symlink", e.Rel, err)
 	}
 	return nil
 }

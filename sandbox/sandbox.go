@@ -16,7 +16,8 @@ import (
 type Provider interface {
 	// Name identifies the backend in logs and result.json ("local", "docker").
 	Name() string
-	// Create makes a fresh sandbox whose workspace holds a copy of Spec.Files.
+	// Create makes a fresh sandbox whose workspace holds a copy of
+	// Spec.Files, or Spec.Base.
 	Create(ctx context.Context, spec Spec) (Sandbox, error)
 }
 
@@ -40,6 +41,10 @@ type Spec struct {
 	Session, Run string
 	// Files is copied into the workspace: a host directory.
 	Files string
+	// Base, instead of Files, is a tree the workspace starts from without
+	// copying it where the backend can (see Base): a forked or resumed
+	// episode's snapshot.
+	Base *Base
 	// Limits bound every process started in the sandbox.
 	Limits Limits
 	// GPUs are the device indexes leased to this sandbox; none means its

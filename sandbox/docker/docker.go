@@ -95,6 +95,8 @@ type Provider struct {
 	server string // LabelServer value of this process
 	lock   string // LabelLock value of this process
 	quota  bool   // whether workspaces get a tmpfs quota
+
+	overlayWarn sync.Once
 }
 
 // New checks the image is there and returns a Provider.
@@ -157,13 +159,16 @@ func (p *Provider) Name() string { return "docker" }
 
 // Create implements sandbox.Provider.
 func (p *Provider) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbox, error) {
+	if spec.Files != "" && spec.Base != nil {
+		return nil, errors.New("create sandbox: a workspace starts from Files or from a Base, not both")
+	}
 	limits := spec.Limits.WithDefaults()
 	dir, err := os.MkdirTemp(p.opts.Root, workspacePrefix)
 	if err != nil {
 		return nil, fmt.Errorf("create workspace: %w", err)
 	}
 	s := &Sandbox{api: p.opts.Client, ws: dir, quota: p.quota, limits: limits}
-	if err := s.prepareWorkspace(ctx, p.opts.WorkspaceBytes, spec.Files); err != nil {
+	if err := p.prepareWorkspace(ctx, s, spec); err != nil {
 		s.removeWorkspace()
 		return nil, err
 	}
@@ -364,23 +369,44 @@ func isRemovalInProgress(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "is already in progress")
 }
 
-// prepareWorkspace mounts the quota tmpfs (as root) and fills the workspace.
-func (s *Sandbox) prepareWorkspace(ctx context.Context, size int64, files string) error {
+// prepareWorkspace mounts the quota tmpfs (as root) and fills the
+// workspace: a copy of spec.Files, or spec.Base copy-on-write over the
+// tmpfs (see sandbox.MountBase) where it can, else a copy of it.
+func (p *Provider) prepareWorkspace(ctx context.Context, s *Sandbox, spec sandbox.Spec) error {
 	if s.quota {
 		// Private to the sandbox user: the host's other users must not read a
 		// workspace, whose answers an eval may hold.
-		opts := fmt.Sprintf("size=%d,mode=0700,uid=%d,gid=%d", size, agentUID, agentGID)
+		opts := fmt.Sprintf("size=%d,mode=0700,uid=%d,gid=%d", p.opts.WorkspaceBytes, agentUID, agentGID)
 		if err := unix.Mount("tmpfs", s.ws, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 			return fmt.Errorf("mount workspace quota on %s: %w", s.ws, err)
 		}
 	} else if err := os.Chown(s.ws, agentUID, agentGID); err != nil && !errors.Is(err, os.ErrPermission) {
 		return fmt.Errorf("chown workspace: %w", err)
 	}
-	if files == "" {
+	if spec.Base != nil {
+		why := "not root: no workspace tmpfs to keep the changes in"
+		if s.quota {
+			err := sandbox.MountBase(ctx, s.ws, spec.Base, agentUID, agentGID)
+			if err == nil {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("workspace from base: %w", err)
+			}
+			why = err.Error()
+		}
+		p.overlayWarn.Do(func() {
+			p.opts.Logger.Warn().Str("reason", why).Msg("cannot mount forked workspaces copy-on-write: their files are copied")
+		})
+		if err := sandbox.CopyBase(ctx, spec.Base, s.ws, -1, -1); err != nil {
+			return fmt.Errorf("copy base into workspace: %w", err)
+		}
+	} else if spec.Files != "" {
+		if err := sandbox.CopyDir(ctx, spec.Files, s.ws); err != nil {
+			return fmt.Errorf("copy %s into workspace: %w", spec.Files, err)
+		}
+	} else {
 		return nil
-	}
-	if err := sandbox.CopyDir(ctx, files, s.ws); err != nil {
-		return fmt.Errorf("copy %s into workspace: %w", files, err)
 	}
 	if err := sandbox.ChownTree(s.ws, agentUID, agentGID); err != nil && !errors.Is(err, os.ErrPermission) {
 		return err
@@ -392,11 +418,13 @@ func (s *Sandbox) removeWorkspace() error {
 	return RemoveWorkspace(s.ws)
 }
 
-// RemoveWorkspace unmounts a workspace quota, if any, and deletes the folder.
+// RemoveWorkspace unmounts a workspace quota, and the overlay of a forked
+// workspace above it, if any, and deletes the folder.
 func RemoveWorkspace(dir string) error {
-	// Detach: a container that is still being torn down may hold it.
-	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EPERM) {
-		return fmt.Errorf("unmount workspace %s: %w", dir, err)
+	// Detached: a container that is still being torn down may hold them.
+	// Not root: nothing was mounted.
+	if err := sandbox.Unmount(dir); err != nil && !errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("%s: %w", dir, err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove workspace %s: %w", dir, err)

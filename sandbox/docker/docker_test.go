@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/rs/zerolog"
 
+	"github.com/mlab/mlab/internal/forktest"
 	"github.com/mlab/mlab/internal/proc"
 	"github.com/mlab/mlab/internal/testenv"
 	"github.com/mlab/mlab/sandbox"
@@ -242,6 +243,9 @@ func TestCloseAndReap(t *testing.T) {
 	}
 	if _, err := os.Stat(ws); !os.IsNotExist(err) {
 		t.Errorf("workspace still exists after Close: %v", err)
+	}
+	if left := forktest.Mounts(t, ws); len(left) > 0 {
+		t.Errorf("workspace still mounted after Close: %v", left)
 	}
 
 	// An orphan of a dead server, a container of this live server, and a

@@ -78,9 +78,10 @@ type Provider struct {
 	exe        string      // this binary, the jails' init
 	log        zerolog.Logger
 
-	mu        sync.Mutex
-	slots     map[int]bool // uid offsets in use
-	tmpfsWarn sync.Once
+	mu          sync.Mutex
+	slots       map[int]bool // uid offsets in use
+	tmpfsWarn   sync.Once
+	overlayWarn sync.Once
 }
 
 // New checks the isolation the options ask for and returns a Provider.
@@ -170,6 +171,9 @@ func (p *Provider) freeSlot(i int) {
 
 // Create implements sandbox.Provider.
 func (p *Provider) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sandbox, err error) {
+	if spec.Files != "" && spec.Base != nil {
+		return nil, errors.New("create sandbox: a workspace starts from Files or from a Base, not both")
+	}
 	dir, err := os.MkdirTemp(p.root, "mlab-sandbox-")
 	if err != nil {
 		return nil, fmt.Errorf("create sandbox dir: %w", err)
@@ -206,7 +210,12 @@ func (p *Provider) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.San
 			return nil, err
 		}
 	}
-	if spec.Files != "" {
+	switch {
+	case spec.Base != nil:
+		if err := s.fillFromBase(ctx, spec.Base); err != nil {
+			return nil, err
+		}
+	case spec.Files != "":
 		if err := sandbox.CopyDir(ctx, spec.Files, s.ws); err != nil {
 			return nil, fmt.Errorf("copy %s into workspace: %w", spec.Files, err)
 		}
@@ -247,6 +256,34 @@ func (s *Sandbox) prepareWorkspace() error {
 	})
 	if err := os.Chown(s.ws, s.uid, s.gid); err != nil {
 		return fmt.Errorf("chown workspace: %w", err)
+	}
+	return nil
+}
+
+// fillFromBase makes the workspace start from base: an overlay on the
+// workspace's tmpfs, which costs no copy of the files' bytes and keeps the
+// changes under the tmpfs's cap, or else a copy.
+func (s *Sandbox) fillFromBase(ctx context.Context, base *sandbox.Base) error {
+	why := "the workspace is not a tmpfs of the server's (not root, or no bubblewrap)"
+	if s.tmpfs {
+		err := sandbox.MountBase(ctx, s.ws, base, s.uid, s.gid)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("workspace from base: %w", err)
+		}
+		why = err.Error()
+	}
+	s.p.overlayWarn.Do(func() {
+		s.p.log.Warn().Str("reason", why).Msg("cannot mount forked workspaces copy-on-write: their files are copied")
+	})
+	uid := -1
+	if s.uid != os.Getuid() {
+		uid = s.uid
+	}
+	if err := sandbox.CopyBase(ctx, base, s.ws, uid, s.gid); err != nil {
+		return fmt.Errorf("copy base into workspace: %w", err)
 	}
 	return nil
 }
@@ -306,8 +343,9 @@ func (s *Sandbox) Close() error {
 		}
 	}
 	if s.tmpfs {
-		if err := unix.Unmount(s.ws, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
-			errs = append(errs, fmt.Errorf("unmount workspace: %w", err))
+		// The tmpfs, and the overlay of a forked workspace above it.
+		if err := sandbox.Unmount(s.ws); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if err := os.RemoveAll(s.dir); err != nil {
