@@ -120,6 +120,9 @@ func (e *Episode) release() {
 	if err := e.sb.Close(); err != nil {
 		e.logger.Error().Err(err).Msg("close sandbox")
 	}
+	if err := removeBase(e.base); err != nil {
+		e.logger.Error().Err(err).Msg("remove the tree the workspace was built on")
+	}
 	e.gpus.Release()
 	e.ws.Close()
 	e.log.Close()

@@ -107,6 +107,9 @@ type Episode struct {
 	start   time.Time
 	outputs atomic.Int64
 	onFree  func()
+	// base is the tree a forked or resumed workspace is built on; it goes
+	// once the sandbox is closed.
+	base *sandbox.Base
 	// inflight counts admitted tool calls not yet recorded, so that a
 	// release can let them reach the trace before it is closed.
 	inflight sync.WaitGroup
@@ -159,8 +162,12 @@ func Create(ctx context.Context, env *Env, spec Spec) (*Episode, error) {
 	if err != nil {
 		return fail(err)
 	}
-	_ = base
 	undo = append(undo, func() { rl.Close() })
+	if base != nil {
+		// The tree must outlive the sandbox built on it: undo runs last
+		// what was added first, so it is removed after the sandbox.
+		undo = append(undo, func() { removeBase(base) })
+	}
 	protected, err := task.ReadOnly.Files(task.EnvDir())
 	if err != nil {
 		return fail(fmt.Errorf("read-only files of %s: %w", task.Name, err))
@@ -173,6 +180,9 @@ func Create(ctx context.Context, env *Env, spec Spec) (*Episode, error) {
 	sspec := sandbox.Spec{
 		Session: id, Run: runID, Files: task.EnvDir(), Limits: env.Limits, GPUs: lease.IDs(), Image: task.Config.Image,
 		ReadOnly: protected,
+	}
+	if base != nil {
+		sspec.Files, sspec.Base = "", base
 	}
 	sb, err := env.Provider.Create(ctx, sspec)
 	if err != nil {
@@ -189,7 +199,7 @@ func Create(ctx context.Context, env *Env, spec Spec) (*Episode, error) {
 	now := time.Now()
 	e := &Episode{
 		id: id, env: env, task: task, budgets: spec.Budgets, sb: sb, ws: ws, log: rl, gpus: lease, logger: logger,
-		start: now, active: now, onFree: spec.Released, scored: make(chan struct{}), released: make(chan struct{}),
+		start: now, active: now, onFree: spec.Released, base: base, scored: make(chan struct{}), released: make(chan struct{}),
 		result: runlog.Result{
 			RunID: runID, EpisodeID: id, Task: task.Name, SessionID: spec.Session, Agent: spec.Agent, Backend: env.Provider.Name(),
 			Server: proc.Legacy(), ServerLock: proc.Self(),

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mlab/mlab/internal/atomicfile"
 	"github.com/mlab/mlab/internal/dirtree"
 )
 
@@ -77,7 +78,7 @@ func CreateFrom(root, runID, parentDir, snapshot string) (*Log, error) {
 	}
 	// Durable, unlike a step's manifest: the new run's whole starting
 	// point is this one file, written once.
-	if err := writeFileAtomic(l.manifestPath(ForkSnapshot), data, true); err != nil {
+	if err := atomicfile.Write(l.manifestPath(ForkSnapshot), data, 0o644, true); err != nil {
 		return fail(err)
 	}
 	// The fork point is the new run's previous snapshot: its first own

@@ -127,7 +127,25 @@ func (s *Server) startBound(ctx context.Context, sid, agent string, task *tasks.
 		close(p.done)
 		s.mu.Unlock()
 	}()
-	return s.create(ctx, createSpec{task: task, session: sid, agent: agent})
+	return s.create(ctx, s.fresh(createSpec{task: task, session: sid, agent: agent}))
+}
+
+// Resume is a stopped run the server's first episode continues.
+type Resume struct {
+	// From is the run and snapshot the workspace starts from.
+	From episode.Origin
+	// Budgets are what the run has left.
+	Budgets tasks.Budgets
+}
+
+// fresh is spec for a new episode of the session: the resumed run for the
+// server's first one, when it resumes one.
+func (s *Server) fresh(spec createSpec) createSpec {
+	if r := s.opts.Resume; r != nil && spec.from == nil && s.resumed.CompareAndSwap(false, true) {
+		from, b := r.From, r.Budgets
+		spec.from, spec.budgets = &from, &b
+	}
+	return spec
 }
 
 // pending is a session's episode being created.

@@ -39,7 +39,7 @@ func (s *Server) Start(ctx context.Context, name string) (tools.Started, error) 
 		}
 	}
 	sid, _ := sessionOf(ctx)
-	ep, err := s.create(ctx, createSpec{task: task, session: sid, agent: clientInfo(ctx)})
+	ep, err := s.create(ctx, s.fresh(createSpec{task: task, session: sid, agent: clientInfo(ctx)}))
 	if err != nil {
 		return tools.Started{}, fmt.Errorf("could not start the task: %w", err)
 	}

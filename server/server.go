@@ -67,6 +67,10 @@ type Options struct {
 	Version string
 	Logger  zerolog.Logger
 
+	// Resume starts the server's first episode from a stopped run instead
+	// of the task's files: `mlab resume`. Task must be the run's task.
+	Resume *Resume
+
 	// registry is the gateway's table of episodes, shared by its
 	// endpoints; nil makes one of the server's own.
 	registry *registry
@@ -97,6 +101,8 @@ type Server struct {
 	dropTransport func(id string)
 	// stopping is set once the server shuts down, stdio when it serves stdio.
 	stopping, stdio atomic.Bool
+	// resumed is set once Options.Resume has been used.
+	resumed atomic.Bool
 
 	mu sync.Mutex
 	// bound lists the handles of the episodes each transport session

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -41,6 +42,8 @@ type serveFlags struct {
 	maxRequestMiB     int64
 	maxConns          int
 	maxConnsPerClient int
+	// resume is the run directory `mlab resume` continues.
+	resume string
 }
 
 func newServeCmd(c *common) *cobra.Command {
@@ -75,6 +78,8 @@ func newServeCmd(c *common) *cobra.Command {
 	f.Int64Var(&sf.maxRequestMiB, "max-request-size", server.DefaultMaxBodyBytes>>20,
 		"largest HTTP request body in MiB; larger ones get 413 unread (the default fits the largest write_file)")
 	f.IntVar(&sf.maxConns, "max-conns", server.DefaultMaxConns, "open HTTP connections of all clients together; more are closed at once")
+	f.StringVar(&sf.resume, "resume", "", "continue the aborted run in this run directory (see mlab resume)")
+	f.MarkHidden("resume")
 	f.IntVar(&sf.maxConnsPerClient, "max-conns-per-client", server.DefaultMaxConnsPerClient, "open HTTP connections of one client IP address; more are closed at once")
 	return cmd
 }
@@ -82,6 +87,21 @@ func newServeCmd(c *common) *cobra.Command {
 func serve(ctx context.Context, c *common, sf *serveFlags) error {
 	if err := sf.validate(); err != nil {
 		return err
+	}
+	var stopped *runlog.Run
+	if sf.resume != "" {
+		if sf.transport != "stdio" {
+			return fmt.Errorf("mlab resume serves stdio (the resumed episode belongs to that one connection), not --transport %s", sf.transport)
+		}
+		// A run its server left as running is judged before it is read.
+		if _, err := runlog.Recover(filepath.Dir(filepath.Clean(sf.resume)), proc.Alive); err != nil {
+			return fmt.Errorf("judge %s: %w", sf.resume, err)
+		}
+		var err error
+		if stopped, err = resumable(sf.resume); err != nil {
+			return err
+		}
+		sf.task = stopped.Result.Task
 	}
 	c.oneTask = sf.task
 	e, err := c.env(ctx)
@@ -118,6 +138,11 @@ func serve(ctx context.Context, c *common, sf *serveFlags) error {
 		if opts.Task, err = e.catalog.Load(ctx, sf.task); err != nil {
 			return err
 		}
+	}
+	if stopped != nil {
+		opts.Resume = resumeOf(stopped, opts.Task.Config.Budgets.Merge(opts.Budgets))
+		e.log.Info().Str("run", stopped.Result.RunID).Str("snapshot", stopped.LastSnapshot).Int("steps_used", stopped.Steps).
+			Dur("time_used", stopped.Elapsed).Msg("resuming a stopped run")
 	}
 	// Baselines are measured now, in the background, rather than when a
 	// submission needs one.
