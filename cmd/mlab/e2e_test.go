@@ -96,6 +96,14 @@ func start(t *testing.T, backend, task string, extra ...string) *harness {
 	writeTree(t, filepath.Join(h.tasksDir, "fixture"), fixtureTask)
 	args := append([]string{"serve", "--task", task, "--tasks-dir", h.tasksDir, "--runs-dir", h.runsDir,
 		"--cache-dir", t.TempDir(), "--log-level", logLevel(), "--backend", backend, "--image", testImage()}, extra...)
+	h.launch(t, args)
+	return h
+}
+
+// launch runs mlab with args, serving stdio, and connects the go-sdk
+// client to it.
+func (h *harness) launch(t *testing.T, args []string) {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Stderr = os.Stderr
 	// Own pipes rather than mcp.CommandTransport, so a test can drop the
@@ -139,7 +147,6 @@ func start(t *testing.T, backend, task string, extra ...string) *harness {
 		t.Fatalf("connect: %v", err)
 	}
 	h.cs = cs
-	return h
 }
 
 // call invokes a tool and returns its text and error flag; protocol errors fail the test.
