@@ -59,6 +59,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench 'HTTPCalls|Handler' -benchtime 10000x ./server
 	$(GO) test -run '^$$' -bench . -benchtime 40x ./sandbox/docker
 	$(GO) test -run '^$$' -bench Exec -benchtime 300x ./sandbox/local
+	$(GO) test -run '^$$' -bench Fork -benchtime 10x ./sandbox/local
 	$(GO) test -run '^$$' -bench . -benchtime 200x ./runlog
 
 clean:

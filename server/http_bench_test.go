@@ -135,7 +135,7 @@ func testGateway(tb testing.TB, p sandbox.Provider, runsDir string) *Gateway {
 func taskRoot(t *tasks.Task) string { return t.Dir[:len(t.Dir)-len(t.Name)-1] }
 
 // bareServer is the floor: mcp-go's streamable HTTP with a no-op tool, on
-// the same protocol revisions mlab serves.
+// the 2025 revisions the benchmark's clients speak.
 func bareServer() http.Handler {
 	s := mcpserver.NewMCPServer("bare", "1")
 	s.AddTool(mcp.NewTool("noop"), func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -288,7 +288,10 @@ func dial(client string, hc *http.Client, url string, calls []sdk.CallToolParams
 		return func(j int) error { return s.call(bodies[j%len(bodies)]) }, func() {}, nil
 	}
 	c := sdk.NewClient(&sdk.Implementation{Name: "bench", Version: "1"}, nil)
-	cs, err := c.Connect(ctx, &sdk.StreamableClientTransport{Endpoint: url, HTTPClient: hc, MaxRetries: -1}, nil)
+	// A 2025 revision, whose MCP session binds the episode, so that calls
+	// carry no handle and the bare server is compared like for like.
+	cs, err := c.Connect(ctx, &sdk.StreamableClientTransport{Endpoint: url, HTTPClient: hc, MaxRetries: -1},
+		&sdk.ClientSessionOptions{ProtocolVersion: mcp.ProtocolVersion20251125})
 	if err != nil {
 		return nil, nil, err
 	}
