@@ -25,7 +25,6 @@ import (
 	"github.com/mlab/mlab/runlog"
 	"github.com/mlab/mlab/sandbox"
 	"github.com/mlab/mlab/tasks"
-	"github.com/mlab/mlab/tools"
 	"github.com/mlab/mlab/workspace"
 )
 
@@ -46,9 +45,6 @@ type Env struct {
 	GPUs *sandbox.GPUPool
 	// GPUWait bounds how long Create waits for GPUs to free up.
 	GPUWait time.Duration
-	// ProgressEvery is the interval of progress notifications while a
-	// script runs; 0 means the tools' default.
-	ProgressEvery time.Duration
 	// Work ends when the server shuts down: a submission being scored
 	// outlives its request, but not the server.
 	Work context.Context
@@ -101,7 +97,6 @@ type Episode struct {
 	sb      sandbox.Sandbox
 	ws      *workspace.Workspace
 	log     *runlog.Log
-	tools   *tools.Session
 	gpus    *sandbox.GPULease
 	logger  zerolog.Logger
 	start   time.Time
@@ -214,17 +209,6 @@ func Create(ctx context.Context, env *Env, spec Spec) (*Episode, error) {
 		}
 		e.result.Origin = &runlog.Origin{Kind: kind, Run: parentID(o), Step: o.Step, Snapshot: o.Snapshot}
 	}
-	e.tools = &tools.Session{
-		Workspace:      ws,
-		Sandbox:        watched{sb, e},
-		Python:         env.Scorer.Python,
-		ExecTimeout:    time.Duration(spec.Budgets.ExecTimeout),
-		MaxExecTimeout: time.Duration(spec.Budgets.MaxExecTimeout),
-		MemoryBytes:    env.Limits.MemoryBytes,
-		ProgressEvery:  env.ProgressEvery,
-		Output:         e.output,
-		Submit:         e.Submit,
-	}
 	// A result.json marked running from the start lets a crash be told
 	// from a run that never began.
 	if err := rl.WriteResult(e.result); err != nil {
@@ -270,16 +254,28 @@ func (e *Episode) Task() *tasks.Task { return e.task }
 // Budgets are the episode's budgets.
 func (e *Episode) Budgets() tasks.Budgets { return e.budgets }
 
-// Tools is the episode as the agent's tools see it.
-func (e *Episode) Tools() *tools.Session { return e.tools }
+// Workspace is the episode's files, as the agent's tools act on them.
+func (e *Episode) Workspace() workspace.Files { return e.ws }
 
-// Log is the episode's run log.
-func (e *Episode) Log() *runlog.Log { return e.log }
+// Sandbox is where the episode's scripts run. A sandbox found gone ends the
+// episode as invalid (ErrBroken).
+func (e *Episode) Sandbox() sandbox.Sandbox { return watched{e.sb, e} }
 
-func (e *Episode) output() (io.WriteCloser, string, error) {
+// Python is the interpreter that runs scripts in the sandbox.
+func (e *Episode) Python() string { return e.env.Scorer.Python }
+
+// Limits bound the episode's scripts.
+func (e *Episode) Limits() sandbox.Limits { return e.env.Limits }
+
+// Output opens the run-log file that receives the full output of one
+// script run, and returns its run-relative path.
+func (e *Episode) Output() (io.WriteCloser, string, error) {
 	n := e.outputs.Add(1)
 	return e.log.OutputFile(fmt.Sprintf("exec-%04d.log", n), 0)
 }
+
+// Log is the episode's run log.
+func (e *Episode) Log() *runlog.Log { return e.log }
 
 // EndedError tells a client that calls again after its episode ended.
 func EndedError(reason string) error {

@@ -78,7 +78,7 @@ func step(t *testing.T, e *Episode, score string) (int, string) {
 		return 0, refusal
 	}
 	defer e.End()
-	if err := e.Tools().Workspace.Write(context.Background(), "score.txt", score); err != nil {
+	if err := e.Workspace().Write(context.Background(), "score.txt", score); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Record(context.Background(), runlog.Step{Step: n, Tool: "write_file"}, true); err != nil {
@@ -193,7 +193,7 @@ func TestCloseAborts(t *testing.T) {
 	env := testEnv(t)
 	e := create(t, env, task(t, nil), tasks.Budgets{})
 	step(t, e, "0.9")
-	ws := e.Tools().Sandbox.Workspace()
+	ws := e.Sandbox().Workspace()
 	e.Close("the client went away")
 	<-e.Released()
 	r, err := runlog.ReadResult(e.RunDir())

@@ -17,7 +17,7 @@ import (
 // missing.
 func read(t *testing.T, e *Episode, name string) string {
 	t.Helper()
-	r, err := e.Tools().Workspace.Read(context.Background(), name, 0, 0)
+	r, err := e.Workspace().Read(context.Background(), name, 0, 0)
 	if err != nil {
 		return ""
 	}
@@ -72,7 +72,7 @@ func TestFork(t *testing.T) {
 		t.Errorf("fork reads %q after the parent wrote, want its own 0.9", got)
 	}
 	// A script in the fork changes the file in place: still only the fork's.
-	res, err := now.Tools().Sandbox.Exec(context.Background(), execPython(t, "open('score.txt', 'a').write('1')"))
+	res, err := now.Sandbox().Exec(context.Background(), execPython(t, "open('score.txt', 'a').write('1')"))
 	if err != nil || res.ExitCode != 0 {
 		t.Fatalf("script in the fork: %v, %+v", err, res)
 	}

@@ -82,7 +82,23 @@ func (s *Server) session(ctx context.Context, _ string) (*tools.Session, error) 
 	if !ok {
 		return nil, errors.New("no episode was resolved for this call")
 	}
-	return ep.Tools(), nil
+	return toolSession(ep, s.opts.ProgressEvery), nil
+}
+
+// toolSession is an episode as the tools see it.
+func toolSession(ep *episode.Episode, progress time.Duration) *tools.Session {
+	b := ep.Budgets()
+	return &tools.Session{
+		Workspace:      ep.Workspace(),
+		Sandbox:        ep.Sandbox(),
+		Python:         ep.Python(),
+		ExecTimeout:    time.Duration(b.ExecTimeout),
+		MaxExecTimeout: time.Duration(b.MaxExecTimeout),
+		MemoryBytes:    ep.Limits().MemoryBytes,
+		ProgressEvery:  progress,
+		Output:         ep.Output,
+		Submit:         ep.Submit,
+	}
 }
 
 func arguments(req mcp.CallToolRequest) json.RawMessage {

@@ -137,7 +137,7 @@ func New(opts Options) (*Server, error) {
 	s.env = &episode.Env{
 		Provider: opts.Provider, Scorer: opts.Scorer, Baselines: opts.Baselines,
 		RunsDir: opts.RunsDir, TempDir: opts.TempDir, Limits: opts.Limits.WithDefaults(),
-		GPUs: opts.GPUs, GPUWait: opts.GPUWait, ProgressEvery: opts.ProgressEvery,
+		GPUs: opts.GPUs, GPUWait: opts.GPUWait,
 		Work: s.work, Stopping: s.stopping.Load, Logger: opts.Logger,
 	}
 	s.dropTransport = func(id string) { s.mcp.UnregisterSession(context.Background(), id) }
