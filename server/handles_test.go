@@ -297,3 +297,30 @@ func TestEpisodeEndpoint(t *testing.T) {
 		t.Errorf("result.json %+v (%v), want aborted through the admin API", r, err)
 	}
 }
+
+// TestHandleExpires: an episode held only by its handle expires after the
+// idle timeout, freeing its sandbox; its handle then says why.
+func TestHandleExpires(t *testing.T) {
+	g := lifecycleGateway(t, fixture(t), localProvider(t), func(o *Options) { o.IdleTimeout = 300 * time.Millisecond })
+	hs := httpServe(t, g)
+	cs := mustDial(t, hs+"/mcp", "", "")
+	id := startEpisode(t, cs, "t")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st := episodeStatus(t, cs, id)
+		if st.Status == runlog.StatusAborted {
+			break
+		}
+		if st.Status != runlog.StatusRunning || time.Now().After(deadline) {
+			t.Fatalf("status %+v, want running until it expires, then aborted", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	expectErr(t, cs, "list_files", map[string]any{"episode_id": id}, "idle for longer than 300ms")
+	for deadline := time.Now().Add(time.Minute); g.opts.registry.held(g.endpoints[""].srv) != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the expired episode still holds its sandbox after a minute")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
