@@ -186,31 +186,12 @@ func (c *Catalog) extract(ctx context.Context, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := copyFS(ctx, sub, dir); err != nil {
+	// The built-in tasks are small and in memory: no context is needed.
+	if err := os.CopyFS(dir, sub); err != nil {
 		return "", fmt.Errorf("extract built-in task %s: %w", name, err)
 	}
 	c.extracted[name] = dir
 	return dir, nil
-}
-
-func copyFS(ctx context.Context, fsys fs.FS, dst string) error {
-	return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		target := filepath.Join(dst, filepath.FromSlash(p))
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
-	})
 }
 
 // loadDir reads a task folder; override, when set, is read in place of the
