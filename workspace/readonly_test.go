@@ -24,7 +24,7 @@ func TestReadOnlyFilesAgreeWithWorkspace(t *testing.T) {
 		"train.py", "train.csv", "notes.txt", "a.txt", "b.txt", "c.txt", "data.csv.bak",
 		"data/x.csv", "data/.hidden", "data/sub/y.csv",
 		"other/z.csv", "other/data/w.txt", "sub/train.csv",
-		"models/m.bin", "models/a/b/c.bin", "ckpt/1/w.txt",
+		"models/m.bin", "models/a/b/c.bin", "other/models/n.bin", "ckpt/1/w.txt",
 		// A script can make such a name; Match reads "\" as "/".
 		`data\x.csv`,
 	} {
@@ -63,7 +63,8 @@ func TestReadOnlyFilesAgreeWithWorkspace(t *testing.T) {
 	}{
 		{nil, ""},
 		{[]string{"train.csv"}, "sub/train.csv,train.csv"},
-		{[]string{"data/*"}, "data/.hidden,data/sub/y.csv,data/x.csv,data\\x.csv,other/data/w.txt"},
+		{[]string{"data/*"}, "data/.hidden,data/sub/y.csv,data/x.csv,data\\x.csv"},
+		{[]string{"models/"}, "models/a/b/c.bin,models/m.bin"},
 		{[]string{"data"}, "data/.hidden,data/sub/y.csv,data/x.csv,data\\x.csv,other/data/w.txt"},
 		{[]string{"*/data"}, "other/data/w.txt"},
 		{[]string{"d?ta/sub"}, "data/sub/y.csv"},
