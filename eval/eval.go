@@ -90,9 +90,7 @@ type Outcome struct {
 	// Starter holds, for a timed task, the scores of the unchanged starter
 	// code (env/ as shipped) in the same eval run, each round alternating
 	// with the submission's.
-	Starter []float64
-	// starter is the starter code's figure from Starter, like Score.
-	starter  float64
+	Starter  []float64
 	Output   string // capped stdout and stderr of eval, for the operator
 	Duration time.Duration
 }

@@ -19,13 +19,24 @@ import (
 //
 // Patterns use path.Match syntax on slash-separated paths relative to the
 // workspace. "./x" and "/x" mean "x"; a trailing "/", "/*" or "/**" covers the
-// whole directory; a pattern without "/" also matches base names at any
-// depth; a path is read-only when it or any directory above it matches.
+// whole directory; a pattern written without any "/" (or "\") also matches
+// base names at any depth, while one written with one is anchored at the
+// workspace root ("data/*" covers data/ but not other/data/); a path is
+// read-only when it or any directory above it matches.
 //
 // The zero value matches nothing. A ReadOnly is immutable and safe for
 // concurrent use.
 type ReadOnly struct {
-	patterns []string // cleaned
+	patterns []pattern
+}
+
+// pattern is one cleaned pattern.
+type pattern struct {
+	glob string
+	// anyDepth: the pattern was written without "/", so it also matches a
+	// base name below the root. Cleaning can take every "/" out of a
+	// pattern ("data/*" becomes "data"), so this is decided before.
+	anyDepth bool
 }
 
 // NewReadOnly parses patterns as lines of read_only_files.txt would be:
@@ -73,13 +84,14 @@ func readReadOnly(file string) (ReadOnly, error) {
 
 // cleanPattern normalises one pattern; ok is false for a blank line or a
 // comment.
-func cleanPattern(p string) (clean string, ok bool, err error) {
+func cleanPattern(p string) (clean pattern, ok bool, err error) {
 	p = strings.TrimSpace(p)
 	if p == "" || strings.HasPrefix(p, "#") {
-		return "", false, nil
+		return pattern{}, false, nil
 	}
 	orig := p
 	p = strings.ReplaceAll(p, `\`, "/")
+	anyDepth := !strings.Contains(p, "/")
 	for strings.HasPrefix(p, "./") || strings.HasPrefix(p, "/") {
 		p = strings.TrimPrefix(strings.TrimPrefix(p, "./"), "/")
 	}
@@ -100,15 +112,23 @@ func cleanPattern(p string) (clean string, ok bool, err error) {
 	// goes all the way through.
 	for _, name := range []string{"", p} {
 		if _, err := path.Match(p, name); err != nil {
-			return "", false, fmt.Errorf("read-only pattern %q: %w", orig, err)
+			return pattern{}, false, fmt.Errorf("read-only pattern %q: %w", orig, err)
 		}
 	}
-	return p, true, nil
+	return pattern{glob: p, anyDepth: anyDepth}, true, nil
 }
 
-// Patterns returns the cleaned patterns.
+// Patterns returns the cleaned patterns, those anchored at the workspace
+// root with a leading "/", so that NewReadOnly(r.Patterns()...) is r.
 func (r ReadOnly) Patterns() []string {
-	return append([]string(nil), r.patterns...)
+	out := make([]string, len(r.patterns))
+	for i, p := range r.patterns {
+		out[i] = p.glob
+		if !p.anyDepth {
+			out[i] = "/" + p.glob
+		}
+	}
+	return out
 }
 
 // Empty reports whether there are no patterns.
@@ -116,10 +136,10 @@ func (r ReadOnly) Empty() bool { return len(r.patterns) == 0 }
 
 // Match reports whether rel, a slash-separated path relative to the
 // workspace, is read-only: it, or a directory above it, matches a pattern
-// (the whole path, or its base name for a pattern without "/"). A path that
-// leaves the workspace ("../x") matches nothing: the workspace refuses it on
-// its own. Match does not look at the file system, so it follows no links;
-// callers check where a link leads themselves.
+// (the whole path, or its base name for a pattern written without "/"). A
+// path that leaves the workspace ("../x") matches nothing: the workspace
+// refuses it on its own. Match does not look at the file system, so it
+// follows no links; callers check where a link leads themselves.
 func (r ReadOnly) Match(rel string) bool {
 	if len(r.patterns) == 0 {
 		return false
@@ -132,7 +152,7 @@ func (r ReadOnly) Match(rel string) bool {
 	}
 	for c := p; c != "." && c != ""; c = path.Dir(c) {
 		for _, pat := range r.patterns {
-			if globMatch(pat, c) || (!strings.Contains(pat, "/") && globMatch(pat, path.Base(c))) {
+			if globMatch(pat.glob, c) || (pat.anyDepth && globMatch(pat.glob, path.Base(c))) {
 				return true
 			}
 		}

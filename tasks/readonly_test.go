@@ -3,6 +3,7 @@ package tasks
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -15,7 +16,7 @@ func TestReadOnlyMatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(r.Patterns(), ","); got != "train.csv,data,models,ckpt,answer.txt,*.npy,win/dir" {
+	if got := strings.Join(r.Patterns(), ","); got != "train.csv,/data,/models,/ckpt,/answer.txt,*.npy,/win/dir" {
 		t.Errorf("Patterns() = %s", got)
 	}
 	tests := []struct {
@@ -31,6 +32,15 @@ func TestReadOnlyMatch(t *testing.T) {
 		{"data/x.txt", true},
 		{"data/deep/y.txt", true},
 		{"data/new.txt", true},
+		// A pattern written with "/" is anchored at the root, even once
+		// cleaning has taken the "/" out of it; one without is not.
+		{"other/data/x.txt", false},
+		{"other/models/m.txt", false},
+		{"x/ckpt/1/w.txt", false},
+		{"sub/answer.txt", false},
+		{"a/win/dir/f", false},
+		{"sub/feat/x.npy", true},
+		{"sub/train.csv/f", true},
 		{"models/m.txt", true},
 		{"ckpt/1/w.txt", true},
 		{"answer.txt", true},
@@ -54,6 +64,16 @@ func TestReadOnlyMatch(t *testing.T) {
 	}
 	if (ReadOnly{}).Match("anything") || !(ReadOnly{}).Empty() {
 		t.Error("the zero ReadOnly must match nothing")
+	}
+	// Patterns() is a canonical form: parsing it again gives the same set.
+	again, err := NewReadOnly(r.Patterns()...)
+	if err != nil || !slices.Equal(again.Patterns(), r.Patterns()) {
+		t.Errorf("NewReadOnly(Patterns()...) = %v, %v; want %v", again.Patterns(), err, r.Patterns())
+	}
+	for _, tt := range tests {
+		if got := again.Match(tt.path); got != tt.ro {
+			t.Errorf("reparsed: Match(%q) = %v, want %v", tt.path, got, tt.ro)
+		}
 	}
 	whole, err := NewReadOnly("./")
 	if err != nil || !whole.Match("a/b/c.txt") || !whole.Match("x") {

@@ -69,7 +69,7 @@ func TestLoad(t *testing.T) {
 			if task.Problem != "Do the thing." || task.Builtin {
 				t.Errorf("tasks dir should win over built-in: %+v", task)
 			}
-			if got := strings.Join(task.ReadOnly.Patterns(), ","); got != "data.csv,inputs" {
+			if got := strings.Join(task.ReadOnly.Patterns(), ","); got != "data.csv,/inputs" {
 				t.Errorf("ReadOnly = %s", got)
 			}
 			b := task.Config.Budgets

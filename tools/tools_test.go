@@ -20,6 +20,7 @@ import (
 
 	"github.com/mlab/mlab/runlog"
 	"github.com/mlab/mlab/sandbox"
+	"github.com/mlab/mlab/tasks"
 	"github.com/mlab/mlab/workspace"
 )
 
@@ -60,7 +61,7 @@ func newRig(t *testing.T) *rig {
 			t.Fatal(err)
 		}
 	}
-	ro, err := workspace.ParsePatterns([]string{"data.csv"})
+	ro, err := tasks.NewReadOnly("data.csv")
 	if err != nil {
 		t.Fatal(err)
 	}

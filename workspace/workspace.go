@@ -184,33 +184,3 @@ func covered(ro Matcher, p string) bool {
 	}
 	return false
 }
-
-// ReadOnlyFiles lists the regular files under dir (relative,
-// slash-separated) that ro covers, by the rule the workspace applies, so
-// that a sandbox can also keep scripts from changing them and an eval can
-// restore them.
-func ReadOnlyFiles(dir string, ro Matcher) ([]string, error) {
-	// A Matcher that knows it covers nothing (as empty Patterns do) saves
-	// walking a tree that may hold a large dataset.
-	if e, ok := ro.(interface{ Empty() bool }); ro == nil || ok && e.Empty() {
-		return nil, nil
-	}
-	var files []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		if rel = filepath.ToSlash(rel); covered(ro, rel) {
-			files = append(files, rel)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list read-only files under %s: %w", dir, err)
-	}
-	return files, nil
-}

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 )
@@ -37,33 +36,6 @@ func TestSetOwner(t *testing.T) {
 		st := info.Sys().(*syscall.Stat_t)
 		if st.Uid != 1000 || st.Gid != 1001 {
 			t.Errorf("%s owned by %d:%d, want 1000:1001", p, st.Uid, st.Gid)
-		}
-	}
-}
-
-func TestReadOnlyFiles(t *testing.T) {
-	dir := t.TempDir()
-	for _, f := range []string{"train.py", "train.csv", "data/x.csv", "data/sub/y.csv", "other/z.csv"} {
-		os.MkdirAll(filepath.Join(dir, filepath.Dir(f)), 0o755)
-		os.WriteFile(filepath.Join(dir, f), []byte("1"), 0o644)
-	}
-	tests := []struct {
-		patterns []string
-		want     string
-	}{
-		{nil, ""},
-		{[]string{"train.csv"}, "train.csv"},
-		{[]string{"data/*"}, "data/sub/y.csv,data/x.csv"},
-		{[]string{"*.csv"}, "data/sub/y.csv,data/x.csv,other/z.csv,train.csv"},
-	}
-	for _, tc := range tests {
-		ro, err := ParsePatterns(tc.patterns)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := ReadOnlyFiles(dir, ro)
-		if err != nil || strings.Join(got, ",") != tc.want {
-			t.Errorf("ReadOnlyFiles(%v) = %v, %v; want %s", tc.patterns, got, err, tc.want)
 		}
 	}
 }
@@ -109,13 +81,6 @@ func TestMatcherCoversDirectories(t *testing.T) {
 		if got := w.IsReadOnly(tc.path); got != tc.ro {
 			t.Errorf("IsReadOnly(%q) = %v, want %v", tc.path, got, tc.ro)
 		}
-	}
-	files, err := ReadOnlyFiles(dir, ro)
-	if err != nil || strings.Join(files, ",") != "data/sub/x.csv" {
-		t.Errorf("ReadOnlyFiles = %v, %v; want data/sub/x.csv", files, err)
-	}
-	if files, err := ReadOnlyFiles(dir, nil); err != nil || files != nil {
-		t.Errorf("ReadOnlyFiles(nil) = %v, %v; want none", files, err)
 	}
 }
 
