@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -57,12 +58,12 @@ func (s *Server) reapIdle(timeout time.Duration) {
 					continue
 				}
 				reason := idleReason(timeout)
-				if e.session != "" {
+				e.ep.Close(reason)
+				// A session whose episodes are all over goes with them.
+				if e.session != "" && s.sessionOver(e.session) {
 					s.endSession(e.session, reason)
 					s.dropTransport(e.session)
-					continue
 				}
-				e.ep.Close(reason)
 			}
 		}
 	}
@@ -89,3 +90,16 @@ type discardResponse struct{ header http.Header }
 func (d discardResponse) Header() http.Header         { return d.header }
 func (d discardResponse) Write(p []byte) (int, error) { return len(p), nil }
 func (d discardResponse) WriteHeader(int)             {}
+
+// sessionOver reports whether every episode bound to session sid is over.
+func (s *Server) sessionOver(sid string) bool {
+	s.mu.Lock()
+	ids := slices.Clone(s.bound[sid])
+	s.mu.Unlock()
+	for _, id := range ids {
+		if e, err := s.reg.lookupAny(id); err == nil && !e.ep.Finished() {
+			return false
+		}
+	}
+	return true
+}
