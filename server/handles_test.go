@@ -155,6 +155,14 @@ func TestHandlesModern(t *testing.T) {
 	if st := episodeStatus(t, a, idA); st.Status != runlog.StatusScored || st.Result == nil || st.Result.Score == nil || *st.Result.Score != 0.9 {
 		t.Errorf("status of A after final_answer: %+v, want scored 0.9", st)
 	}
+	// The status resource says the same, to the same token only.
+	uri := "mlab://episodes/" + idA + "/status"
+	if rr, err := a.ReadResource(t.Context(), &sdk.ReadResourceParams{URI: uri}); err != nil || !strings.Contains(rr.Contents[0].Text, `"status": "scored"`) {
+		t.Errorf("status resource: %+v, %v, want scored", rr, err)
+	}
+	if _, err := c.ReadResource(t.Context(), &sdk.ReadResourceParams{URI: uri}); err == nil || !strings.Contains(err.Error(), "unknown episode") {
+		t.Errorf("status resource with token B: %v, want unknown episode", err)
+	}
 	// B is untouched and still running.
 	if st := episodeStatus(t, b, idB); st.Status != runlog.StatusRunning {
 		t.Errorf("status of B: %+v, want running", st)
