@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,7 +29,7 @@ func newEpisodeCmd() *cobra.Command {
 	pf.StringVar(&serverURL, "server", "http://127.0.0.1:8080", "base URL of the mlab HTTP server")
 	pf.StringVar(&token, "token", "", "bearer token of the server (also MLAB_TOKEN or --token-file)")
 	pf.StringVar(&tokenFile, "token-file", "", "file holding the bearer token")
-	call := func(method, path string, body any) ([]byte, error) {
+	call := func(ctx context.Context, method, path string, body any) ([]byte, error) {
 		tok, err := readToken(&serveFlags{token: token, tokenFile: tokenFile})
 		if err != nil {
 			return nil, err
@@ -45,7 +46,7 @@ func newEpisodeCmd() *cobra.Command {
 			}
 			rd = bytes.NewReader(raw)
 		}
-		req, err := http.NewRequestWithContext(cmd.Context(), method, strings.TrimRight(serverURL, "/")+path, rd)
+		req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(serverURL, "/")+path, rd)
 		if err != nil {
 			return nil, err
 		}
@@ -81,7 +82,7 @@ func newEpisodeCmd() *cobra.Command {
 		Short: "Create an episode and print its id and its own MCP URL, whose tools need no episode_id",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			raw, err := call(http.MethodPost, "/admin/episodes", server.CreateEpisodeRequest{Task: task})
+			raw, err := call(cmd.Context(), http.MethodPost, "/admin/episodes", server.CreateEpisodeRequest{Task: task})
 			if err != nil {
 				return err
 			}
@@ -114,7 +115,7 @@ func newEpisodeCmd() *cobra.Command {
 			Short: short,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				raw, err := call(method, "/admin/episodes/"+url.PathEscape(args[0]), nil)
+				raw, err := call(cmd.Context(), method, "/admin/episodes/"+url.PathEscape(args[0]), nil)
 				if err != nil {
 					return err
 				}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,4 +137,36 @@ func TestResumeKilledRun(t *testing.T) {
 			break
 		}
 	}
+}
+
+// TestEpisodeCommand: an orchestrator creates an episode with `mlab
+// episode create` and hands its URL to an agent, a 2026-07-28 client that
+// then needs no handle; status and close work on it, with the token only.
+func TestEpisodeCommand(t *testing.T) {
+	const token = "episode-cmd-token-0123456789"
+	s := startHTTP(t, "local", "http", "", "--token", token)
+	out := mlab(t, false, "episode", "create", "--server", s.base, "--token", token, "--task", "fixture")
+	var id, url string
+	for _, line := range strings.Split(out, "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		switch strings.TrimSpace(k) {
+		case "episode_id":
+			id = strings.TrimSpace(v)
+		case "mcp_url":
+			url = strings.TrimSpace(v)
+		}
+	}
+	if len(id) != 32 || url != s.base+"/episodes/"+id+"/mcp" {
+		t.Fatalf("mlab episode create printed:\n%s", out)
+	}
+	h, err := s.connectAt(t, strings.TrimPrefix(url, s.base), token, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.mustOK(t, "write_file", map[string]any{"file_name": "score.txt", "content": "0.9"}, "wrote")
+	wantLines(t, mlab(t, false, "episode", "status", id, "--server", s.base, "--token", token), `"status": "running"`, `"steps_used": 1`)
+	wantLines(t, mlab(t, true, "episode", "status", id, "--server", s.base, "--token", "another-token-0123456789"), "401")
+	wantLines(t, mlab(t, false, "episode", "close", id, "--server", s.base, "--token", token), `"status": "aborted"`)
+	h.mustFail(t, "list_files", map[string]any{}, "closed through the admin API")
+	wantLines(t, mlab(t, true, "episode", "create", "--server", s.base, "--token", token, "--task", "nope"), "404", "nope")
 }
