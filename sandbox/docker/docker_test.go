@@ -205,7 +205,8 @@ func TestFaults(t *testing.T) {
 	})
 	t.Run("background child of a finished script", func(t *testing.T) {
 		res := py(t, sb, "import subprocess\nsubprocess.Popen(['sleep', '1000'])\nprint('bye')\n", time.Minute)
-		if res.ExitCode != 0 || res.TimedOut || res.Duration > 20*time.Second {
+		// An exec that waited for the sleep would time out.
+		if res.ExitCode != 0 || res.TimedOut {
 			t.Fatalf("%+v", res)
 		}
 		if left := remaining(t, sb); len(left) > 0 {
