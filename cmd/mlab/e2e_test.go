@@ -709,7 +709,11 @@ func TestSignalStopsCleanly(t *testing.T) {
 				marker := fmt.Sprintf("%d", 500000+os.Getpid()%100000+int(sig))
 				h.mustOK(t, "write_file", map[string]any{"file_name": "sleep.py", "content": "import subprocess\nsubprocess.run(['sleep', '" + marker + "'])\n"}, "wrote")
 				go h.cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "execute_script", Arguments: map[string]any{"script_name": "sleep.py"}})
-				time.Sleep(time.Second)
+				// The signal comes while the script runs, not before it starts.
+				waitFor(t, time.Minute, "the script to start", func() bool {
+					out, _ := exec.Command("pgrep", "-f", "sleep "+marker).Output()
+					return len(out) > 0
+				})
 				h.cmd.Process.Signal(sig)
 				select {
 				case <-h.exited:
