@@ -3,6 +3,7 @@ package docker
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -71,5 +72,50 @@ func TestPidLine(t *testing.T) {
 				t.Errorf("pid %d rest %q", got, out.String())
 			}
 		})
+	}
+}
+
+// TestUnreapedIn: on cgroup v2 an exec's unreaped processes are found from
+// init's children and the exec's first process, down through the group.
+func TestUnreapedIn(t *testing.T) {
+	const init, first, group = 10, 20, "mlab-exec-3"
+	type proc struct {
+		pid      int
+		cgroup   string
+		children string // of its one thread
+	}
+	ours, other := "0::/docker/abc/mlab-exec-3 (deleted)\n", "0::/docker/abc/mlab-exec-4\n"
+	tests := []struct {
+		name  string
+		procs []proc
+		want  int
+	}{
+		{"nothing left", []proc{{init, "0::/docker/abc\n", "11"}, {11, "0::/docker/abc\n", ""}}, 0},
+		{"zombie of init", []proc{{init, "0::/docker/abc\n", "11 12"}, {11, "0::/docker/abc\n", ""}, {12, ours, ""}}, 1},
+		{"group not yet removed", []proc{{init, "0::/docker/abc\n", "12"}, {12, "0::/docker/abc/mlab-exec-3\n", ""}}, 1},
+		{"another exec's process", []proc{{init, "0::/docker/abc\n", "12"}, {12, other, ""}}, 0},
+		{"a longer name is another group", []proc{{init, "0::/docker/abc\n", "12"}, {12, "0::/docker/abc/mlab-exec-33\n", ""}}, 0},
+		{"exiting first process with a child not yet reparented", []proc{{init, "0::/docker/abc\n", ""}, {first, ours, "21"}, {21, ours, ""}}, 2},
+		{"first process reaped, its PID taken by another exec", []proc{{init, "0::/docker/abc\n", ""}, {first, other, "21"}, {21, ours, ""}}, 0},
+		{"exiting orphan with a child", []proc{{init, "0::/docker/abc\n", "12"}, {12, ours, "13"}, {13, ours, ""}}, 2},
+		{"cgroup v1 line only", []proc{{init, "0::/docker/abc\n", "12"}, {12, "8:pids:/docker/abc/mlab-exec-3\n", ""}}, 0},
+		{"reaped while listed", []proc{{init, "0::/docker/abc\n", "12 99"}, {12, ours, ""}}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			for _, p := range tc.procs {
+				dir := filepath.Join(root, strconv.Itoa(p.pid))
+				os.MkdirAll(filepath.Join(dir, "task", strconv.Itoa(p.pid)), 0o755)
+				os.WriteFile(filepath.Join(dir, "cgroup"), []byte(p.cgroup), 0o644)
+				os.WriteFile(filepath.Join(dir, "task", strconv.Itoa(p.pid), "children"), []byte(p.children), 0o644)
+			}
+			if got := unreapedIn(root, init, first, group); got != tc.want {
+				t.Errorf("unreapedIn = %d, want %d", got, tc.want)
+			}
+		})
+	}
+	if got := unreapedIn(t.TempDir(), 0, 0, group); got != 0 {
+		t.Errorf("with no init and no first process: %d", got)
 	}
 }

@@ -215,7 +215,7 @@ func (s *Sandbox) findCgroup() error {
 	if err != nil {
 		return err
 	}
-	g, err := newExecGroup(dir, v2, 0)
+	g, err := newExecGroup(dir, v2, 0, s.initPid)
 	if err != nil {
 		return err
 	}

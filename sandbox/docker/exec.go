@@ -68,7 +68,7 @@ func (s *Sandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.Ex
 		s.serial.Lock()
 		defer s.serial.Unlock()
 	} else {
-		g, err := newExecGroup(s.cgroup, s.cgroupV2, s.execSeq.Add(1))
+		g, err := newExecGroup(s.cgroup, s.cgroupV2, s.execSeq.Add(1), s.initPid)
 		if err != nil {
 			return sandbox.ExecResult{}, s.gone(err)
 		}
@@ -317,11 +317,11 @@ func (s *Sandbox) kill(p *execProc) {
 	s.killGroup(pid)
 }
 
-// sweep kills what an ended exec left behind. With a cgroup of its own that
-// is everything in it. Without one, it is the exec's process group and then
-// every process of the agent's user: kill(-1) from a process of that user
-// reaches all of them but itself, and none of the container's own, which
-// belong to root (execs take turns then, so no other exec is hit).
+// sweep kills what an ended exec left behind, and returns once it is reaped
+// too (see execGroup.kill for why). With a cgroup of its own that is
+// everything in it. Without one, it is the exec's process group and then
+// every process of the agent's user (execs take turns then, so no other
+// exec is hit), by reapScript.
 func (s *Sandbox) sweep(p *execProc, hostPid int) error {
 	if p.group != nil {
 		return p.group.kill()
@@ -332,17 +332,44 @@ func (s *Sandbox) sweep(p *execProc, hostPid int) error {
 	var err error
 	for attempt := range 3 {
 		time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
-		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
-		// Repeated: a process forking at the moment of the kill may add
-		// one the first signal missed.
-		_, err = s.run(ctx, "kill -9 -1 2>/dev/null; kill -9 -1 2>/dev/null; kill -9 -1 2>/dev/null; true")
+		ctx, cancel := context.WithTimeout(context.Background(), reapTimeout+apiTimeout)
+		var out string
+		out, err = s.run(ctx, reapScript)
 		cancel()
 		if err == nil {
+			if strings.TrimSpace(out) != "reaped" {
+				return fmt.Errorf("processes the exec left in %s are still there after %s", shortID(s.id), reapTimeout)
+			}
 			return nil
 		}
 	}
 	return fmt.Errorf("kill what the exec left in %s: %w", shortID(s.id), err)
 }
+
+// reapTimeout bounds reapScript's wait (the 30 in it), as killGroupTimeout
+// bounds an exec group's.
+const reapTimeout = 30 * time.Second
+
+// reapScript kills every process of the agent's user but itself, from a
+// process of that user in the container: kill(-1) reaches all of them and
+// none of the container's own, which belong to root. It repeats until /proc
+// shows none (a /proc/PID directory belongs to the process's effective user,
+// which the agent cannot change), so until the killed processes have exited
+// and their parents (init, for orphans) have reaped them, and then says
+// "reaped". It gives up after reapTimeout (counted on /proc/uptime, read
+// without a fork, since at the pids limit even sleep may fail to start).
+const reapScript = `read start _ </proc/uptime
+while :; do
+	kill -9 -1 2>/dev/null
+	left=
+	for d in /proc/[0-9]*; do
+		if [ "$d" != /proc/$$ ] && [ -O "$d" ]; then left=1; break; fi
+	done
+	if [ -z "$left" ]; then echo reaped; exit 0; fi
+	read now _ </proc/uptime
+	if [ $((${now%.*} - ${start%.*})) -ge 30 ]; then exit 1; fi
+	sleep 0.01 2>/dev/null
+done`
 
 // gone returns sandbox.ErrGone, with the state of the container, when the
 // container is no longer running, and err otherwise: an error of the engine

@@ -14,44 +14,22 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/client"
 
 	"github.com/mlab/mlab/internal/testenv"
 	"github.com/mlab/mlab/sandbox"
 )
 
-// survivors polls the container's processes until none has marker in its
-// command line, and returns those still there at the deadline. Killed
-// processes vanish at once; the deadline only covers the reaping of zombies.
-func survivors(t *testing.T, cli *client.Client, id, marker string) []string {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var left []string
-		for _, cmd := range processes(t, cli, id) {
-			if strings.Contains(cmd, marker) {
-				left = append(left, cmd)
-			}
-		}
-		if len(left) == 0 || time.Now().After(deadline) {
-			return left
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // escapes are scripts that leave processes behind which are neither in the
-// exec's process group nor children of its process: the marker (a sleep
-// argument) names them.
+// exec's process group nor children of its process.
 var escapes = []struct {
-	name, code, marker string
-	timeout            bool
+	name, code string
+	timeout    bool
 }{
-	{"setsid", "import subprocess\nsubprocess.Popen(['sleep', '1001'], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\nprint('ok')\n", "sleep 1001", false},
-	{"setsid holding the output", "import subprocess\nsubprocess.Popen(['sleep', '1002'], start_new_session=True)\nprint('ok')\n", "sleep 1002", false},
-	{"double fork", doubleFork("1003", "print('ok')"), "sleep 1003", false},
-	{"setsid then timeout", "import subprocess, time\nsubprocess.Popen(['sleep', '1004'], start_new_session=True)\nprint('ok', flush=True)\nwhile True: time.sleep(1)\n", "sleep 1004", true},
-	{"double fork then timeout", doubleFork("1005", "import time\nprint('ok', flush=True)\nwhile True: time.sleep(1)"), "sleep 1005", true},
+	{"setsid", "import subprocess\nsubprocess.Popen(['sleep', '1001'], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\nprint('ok')\n", false},
+	{"setsid holding the output", "import subprocess\nsubprocess.Popen(['sleep', '1002'], start_new_session=True)\nprint('ok')\n", false},
+	{"double fork", doubleFork("1003", "print('ok')"), false},
+	{"setsid then timeout", "import subprocess, time\nsubprocess.Popen(['sleep', '1004'], start_new_session=True)\nprint('ok', flush=True)\nwhile True: time.sleep(1)\n", true},
+	{"double fork then timeout", doubleFork("1005", "import time\nprint('ok', flush=True)\nwhile True: time.sleep(1)"), true},
 }
 
 // doubleFork daemonizes `sleep arg` the classic way (fork, setsid, fork, the
@@ -65,7 +43,7 @@ func doubleFork(arg, rest string) string {
 // a cgroup per exec (the server is root) and without one (leftovers are
 // found by user). The container itself survives the cleanup.
 func TestHostileEscapedChildrenDie(t *testing.T) {
-	p, cli := newProvider(t, Options{})
+	p, _ := newProvider(t, Options{})
 	for _, mode := range []string{"cgroup", "by user"} {
 		t.Run(mode, func(t *testing.T) {
 			sb := create(t, p, sandbox.Limits{})
@@ -88,7 +66,7 @@ func TestHostileEscapedChildrenDie(t *testing.T) {
 					if res.TimedOut != tc.timeout || !strings.HasPrefix(res.Stdout, "ok\n") {
 						t.Fatalf("want stdout ok and timed out %v: %+v", tc.timeout, res)
 					}
-					if left := survivors(t, cli, sb.ID(), tc.marker); len(left) > 0 {
+					if left := remaining(t, sb); len(left) > 0 {
 						t.Errorf("processes survived the exec: %v", left)
 					}
 				})
@@ -103,7 +81,7 @@ func TestHostileEscapedChildrenDie(t *testing.T) {
 // TestHostileConcurrentExecSurvives: the cleanup after one exec does not kill
 // another exec running in the same container.
 func TestHostileConcurrentExecSurvives(t *testing.T) {
-	p, cli := newProvider(t, Options{})
+	p, _ := newProvider(t, Options{})
 	sb := create(t, p, sandbox.Limits{})
 	if sb.cgroup == "" {
 		testenv.Absent(t, "concurrent execs need a cgroup per exec, so root")
@@ -132,7 +110,14 @@ func TestHostileConcurrentExecSurvives(t *testing.T) {
 	if res.Stdout != "ok\n" {
 		t.Fatalf("short exec: %+v", res)
 	}
-	if left := survivors(t, cli, sb.ID(), escapes[0].marker); len(left) > 0 {
+	// The long exec is the one process that may remain.
+	var left []string
+	for _, proc := range remaining(t, sb) {
+		if !strings.HasSuffix(proc, " python3 -u long.py") {
+			left = append(left, proc)
+		}
+	}
+	if len(left) > 0 {
 		t.Errorf("processes survived the short exec: %v", left)
 	}
 	if err := os.WriteFile(filepath.Join(ws, "go"), nil, 0o644); err != nil {
