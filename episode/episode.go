@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -332,6 +331,3 @@ func (e *Episode) Finished() bool {
 	defer e.mu.Unlock()
 	return e.finished
 }
-
-// errNoBase is returned where a fork's base tree could not be made.
-var errNoBase = errors.New("no snapshot to start from")
