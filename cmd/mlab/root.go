@@ -24,18 +24,18 @@ import (
 
 // common holds the flags every command shares.
 type common struct {
-	tasksDir  string
-	python    string
-	runsDir   string
-	cacheDir  string
+	tasksDir string
+	python   string
+	runsDir  string
+	cacheDir string
 	// prepareTimeout bounds one run of a task's scripts/prepare.py.
 	prepareTimeout time.Duration
-	isolation string
-	logLevel  string
-	logFormat string
-	backend   string
-	image     string
-	gpus      string
+	isolation      string
+	logLevel       string
+	logFormat      string
+	backend        string
+	image          string
+	gpus           string
 	// workspaceMiB bounds workspaces (docker, and local as root); cpus
 	// bounds docker sandboxes.
 	workspaceMiB int64
