@@ -193,7 +193,8 @@ func (b *Baselines) Cached(task *tasks.Task) (m Measurement, ok bool, err error)
 
 // Prefetch measures, in the background and one after the other, the
 // baselines of the tasks that state none and have none cached, so that no
-// submission waits for them later. It returns at once.
+// submission waits for them later; tasks that have not been prepared are
+// left for their first use. It returns at once.
 func (b *Baselines) Prefetch(ts ...*tasks.Task) {
 	b.init()
 	b.mu.Lock()
@@ -207,7 +208,9 @@ func (b *Baselines) Prefetch(ts ...*tasks.Task) {
 		// One at a time: side by side, the measurements would compete and
 		// none would be cached.
 		for _, t := range ts {
-			if t.Config.Baseline != nil {
+			// An unprepared task (tasks.Catalog.Describe's) has no data
+			// to measure with yet: its baseline waits for its first use.
+			if t.Config.Baseline != nil || (t.Prepare != nil && !t.Prepare.Done) {
 				continue
 			}
 			_, c, err := b.lookup(t)
@@ -372,7 +375,13 @@ func (b *Baselines) cachePath(task *tasks.Task) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("hash task %s: %w", task.Name, err)
 	}
-	return filepath.Join(b.CacheDir, fmt.Sprintf("baseline-%s-%s.json", task.Name, key[:16])), nil
+	// The aliases of a folder (tasks.json) run the same code on the same
+	// data: they share its baseline.
+	name := task.Name
+	if task.AliasOf != "" {
+		name = task.AliasOf
+	}
+	return filepath.Join(b.CacheDir, fmt.Sprintf("baseline-%s-%s.json", name, key[:16])), nil
 }
 
 // readCache reads a cached baseline of task; ok is false when there is no

@@ -277,7 +277,26 @@ func TestPrepareNeedsNetwork(t *testing.T) {
 	t.Setenv("PATH", "/usr/bin:/bin")
 	tests := []struct {
 		name, script, missing string
+		also                  []string
 	}{
+		{
+			// The first lines of MLAgentBench's house-price/scripts/prepare.py.
+			name: "kaggle consent",
+			script: "import subprocess\ntaskname = 'home-data-for-ml-course'\n" +
+				"input(f'Consent to the competition at https://www.kaggle.com/competitions/{taskname}/data; Press any key')\n" +
+				"subprocess.run(['kaggle', 'competitions', 'download', '-c', taskname], cwd='../env')\n",
+			missing: "an answer on standard input",
+			also:    []string{"the kaggle command", "mlab prepare online --yes"},
+		},
+		{
+			// As babylm's prepare.py runs wget: unchecked, so that prepare.py
+			// itself exits 0 with no data.
+			name: "unchecked download",
+			script: "import urllib.request\ntry:\n    urllib.request.urlretrieve('https://mlab-prepare-test.invalid/babylm_data.zip', '../env/data.zip')\n" +
+				"except Exception as e:\n    print('download failed:', e)\n",
+			missing: "network access",
+			also:    []string{"exited 0, but its output shows that a step failed"},
+		},
 		{
 			name:    "kaggle",
 			script:  "import subprocess\nsubprocess.run(['kaggle', 'competitions', 'download', '-c', 'home-data-for-ml-course'], cwd='../env', check=True)\n",
@@ -318,7 +337,7 @@ func TestPrepareNeedsNetwork(t *testing.T) {
 			if !slices.ContainsFunc(pe.Missing, func(m string) bool { return strings.HasPrefix(m, tc.missing) }) {
 				t.Errorf("Missing = %q, want %q", pe.Missing, tc.missing)
 			}
-			for _, w := range []string{tc.missing, "mlab prepare online", "--tasks-dir", "scripts/prepared"} {
+			for _, w := range append([]string{tc.missing, "mlab prepare online", "--tasks-dir", "scripts/prepared"}, tc.also...) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error does not say %q:\n%v", w, err)
 				}
@@ -501,5 +520,22 @@ func waitGone(t *testing.T, pid string) {
 			t.Fatalf("process %s, started by prepare.py, outlived it: %s", pid, stat)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPrepareAnswers: an operator who did what prepare.py asks (accept a
+// competition's rules) answers its question through PrepareOptions.Answers.
+func TestPrepareAnswers(t *testing.T) {
+	tasksDir := t.TempDir()
+	writeTask(t, tasksDir, "consent", map[string]string{"scripts/prepare.py": "input('Consent to the competition; Press any key')\n" +
+		"open('../env/data.csv', 'w').write('x\\n')\n"})
+	c := NewCatalog(nil, tasksDir, t.TempDir())
+	c.SetPrepare(PrepareOptions{Answers: "\n"})
+	task, err := c.Load(t.Context(), "consent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(task.EnvDir(), "data.csv")); err != nil {
+		t.Errorf("prepared without its data: %v", err)
 	}
 }

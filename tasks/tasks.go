@@ -239,6 +239,10 @@ func (c *Catalog) load(ctx context.Context, name string, prepare bool) (*Task, e
 		return nil, err
 	}
 	t.Source, t.Prepare = source, prep
+	if prep != nil && !builtin && t.MetricFrom == FromTaskYAML {
+		// The operator's file, not its copy in the cache.
+		t.ConfigFile = filepath.Join(c.dir, folder, "task.yaml")
+	}
 	if alias != nil {
 		if folder != name {
 			t.AliasOf = folder
