@@ -253,7 +253,12 @@ func runPrepare(ctx context.Context, o PrepareOptions, task, dir, logPath string
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	runErr := cmd.Run()
-	out, _ := os.ReadFile(logPath)
+	// Whatever it left running in its group goes too, before the copy is
+	// renamed into place or removed.
+	if cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	out := readLogEnd(logPath)
 	missing := diagnose(out)
 	if runErr == nil {
 		if len(missing) == 0 {
@@ -264,10 +269,6 @@ func runPrepare(ctx context.Context, o PrepareOptions, task, dir, logPath string
 		runErr = errors.New("it exited 0, but its output shows that a step failed, leaving the task without its data")
 	}
 	if ctx.Err() != nil {
-		// Whatever the group left running goes too.
-		if cmd.Process != nil {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			runErr = fmt.Errorf("timed out after %s (raise it with the prepare timeout)", o.Timeout)
 		} else {
@@ -352,13 +353,37 @@ func diagnose(out []byte) []string {
 	return found
 }
 
-// tail returns the last n lines of out.
+// maxLogRead bounds how much of a prepare log is read back: download
+// progress bars can make it long, and what went wrong is at its end.
+const maxLogRead = 4 << 20
+
+// readLogEnd returns the last maxLogRead bytes of a log.
+func readLogEnd(path string) []byte {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if info, err := f.Stat(); err == nil && info.Size() > maxLogRead {
+		f.Seek(info.Size()-maxLogRead, io.SeekStart)
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, maxLogRead))
+	return b
+}
+
+// tail returns the last n lines of out, or their last 4000 bytes.
 func tail(out []byte, n int) string {
 	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
-	return strings.Join(lines, "\n")
+	s := strings.Join(lines, "\n")
+	// A progress bar redrawn with \r is one long line.
+	const maxTail = 4000
+	if len(s) > maxTail {
+		s = "..." + strings.ToValidUTF8(s[len(s)-maxTail:], "")
+	}
+	return s
 }
 
 // lockFile takes an exclusive flock on path, waiting as long as ctx allows;

@@ -539,3 +539,19 @@ func TestPrepareAnswers(t *testing.T) {
 		t.Errorf("prepared without its data: %v", err)
 	}
 }
+
+func TestTail(t *testing.T) {
+	long := strings.Repeat("12%|#   |\r", 2000) + "100%\n"
+	tests := []struct {
+		out, want string
+	}{
+		{"a\nb\nc\n", "b\nc"},
+		{"c", "c"},
+		{"x\n" + long, "..." + strings.TrimSuffix(long, "\n")[len(long)-1-4000:]},
+	}
+	for _, tc := range tests {
+		if got := tail([]byte(tc.out), 2); got != tc.want {
+			t.Errorf("tail(%.20q, 2) = %.40q (%d bytes), want %.40q (%d bytes)", tc.out, got, len(got), tc.want, len(tc.want))
+		}
+	}
+}
