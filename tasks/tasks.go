@@ -44,6 +44,9 @@ type Task struct {
 	Warnings []string
 	// Builtin is set for tasks shipped in the binary.
 	Builtin bool
+	// Prepare is set for a task whose folder has a scripts/prepare.py:
+	// Dir is then its prepared copy in the cache.
+	Prepare *Preparation
 }
 
 // Where a task's metric and direction come from.
@@ -69,11 +72,14 @@ type Catalog struct {
 	mu        sync.Mutex
 	extracted map[string]string // built-in name -> host dir
 	overrides map[string]string // task name -> task.yaml to read instead
+	prep      PrepareOptions
 }
 
 // NewCatalog serves the tasks of builtin (one folder per task at its root,
 // may be nil) and of dir (may be ""). Built-in tasks are written out under
-// cacheDir when first loaded, since sandboxes copy from host folders.
+// cacheDir when first loaded, since sandboxes copy from host folders; tasks
+// with a scripts/prepare.py are prepared under <cacheDir>/prepared unless
+// SetPrepare names another folder.
 func NewCatalog(builtin fs.FS, dir, cacheDir string) *Catalog {
 	return &Catalog{builtin: builtin, dir: dir, cacheDir: cacheDir, extracted: map[string]string{}, overrides: map[string]string{}}
 }
@@ -146,7 +152,10 @@ func isTask(fsys fs.FS, name string) bool {
 	return err == nil
 }
 
-// Load finds a task by name and reads its metadata.
+// Load finds a task by name and reads its metadata. A task whose folder has
+// a scripts/prepare.py (and no scripts/prepared, MLAgentBench's mark of a
+// folder prepared already) is prepared first, once: Load returns its
+// prepared copy in the cache, running prepare.py when there is none.
 func (c *Catalog) Load(ctx context.Context, name string) (*Task, error) {
 	if !validName.MatchString(name) {
 		return nil, fmt.Errorf("task name %q: %w (names use letters, digits, '.', '_' and '-')", name, ErrNotFound)
@@ -154,10 +163,34 @@ func (c *Catalog) Load(ctx context.Context, name string) (*Task, error) {
 	c.mu.Lock()
 	override := c.overrides[name]
 	c.mu.Unlock()
-	if c.dir != "" && isTask(os.DirFS(c.dir), name) {
+	var src fs.FS
+	var builtin bool
+	switch {
+	case c.dir != "" && isTask(os.DirFS(c.dir), name):
+		src = os.DirFS(filepath.Join(c.dir, name))
+	case c.builtin != nil && isTask(c.builtin, name):
+		sub, err := fs.Sub(c.builtin, name)
+		if err != nil {
+			return nil, err
+		}
+		src, builtin = sub, true
+	}
+	if src != nil && needsPrepare(src) {
+		p, err := c.prepare(ctx, name, src)
+		if err != nil {
+			return nil, err
+		}
+		t, err := loadDir(name, p.Dir, builtin, override)
+		if err != nil {
+			return nil, err
+		}
+		t.Prepare = p
+		return t, nil
+	}
+	if src != nil && !builtin {
 		return loadDir(name, filepath.Join(c.dir, name), false, override)
 	}
-	if c.builtin != nil && isTask(c.builtin, name) {
+	if src != nil {
 		dir, err := c.extract(ctx, name)
 		if err != nil {
 			return nil, err

@@ -28,6 +28,8 @@ type common struct {
 	python    string
 	runsDir   string
 	cacheDir  string
+	// prepareTimeout bounds one run of a task's scripts/prepare.py.
+	prepareTimeout time.Duration
 	isolation string
 	logLevel  string
 	logFormat string
@@ -61,7 +63,8 @@ func newRootCmd() *cobra.Command {
 	f.StringVar(&c.tasksDir, "tasks-dir", "", "folder of tasks in the MLAgentBench layout (<task>/env, <task>/scripts), added to the built-in tasks")
 	f.StringVar(&c.python, "python", defaultPython(), "Python interpreter that runs scripts and evals; it needs the tasks' packages")
 	f.StringVar(&c.runsDir, "runs-dir", "runs", "folder that receives one run log per episode")
-	f.StringVar(&c.cacheDir, "cache-dir", defaultCacheDir(), "folder for computed baselines")
+	f.StringVar(&c.cacheDir, "cache-dir", defaultCacheDir(), "folder for computed baselines and prepared tasks (<cache-dir>/prepared)")
+	f.DurationVar(&c.prepareTimeout, "prepare-timeout", tasks.DefaultPrepareTimeout, "time limit of one run of a task's scripts/prepare.py")
 	f.StringVar(&c.isolation, "isolation", string(local.IsolationAuto), "local sandbox isolation: auto (bubblewrap when it works), bwrap (required) or none")
 	f.StringVar(&c.logLevel, "log-level", "info", "log level (debug, info, warn, error); logs go to stderr")
 	f.StringVar(&c.logFormat, "log-format", "console", "log format: console (for people) or json (one object per line, for collectors)")
@@ -116,7 +119,12 @@ func (c *common) logger() (zerolog.Logger, error) {
 // catalog serves the built-in tasks and --tasks-dir, with --task-config's
 // files in place of the tasks' own task.yaml.
 func (c *common) catalog(scratch string) (*tasks.Catalog, error) {
+	if c.prepareTimeout <= 0 {
+		return nil, fmt.Errorf("--prepare-timeout %s: want a positive duration, such as 30m", c.prepareTimeout)
+	}
 	cat := tasks.NewCatalog(benchmarks.FS(), c.tasksDir, scratch)
+	// Prepared tasks outlive the command, so that each is prepared once.
+	cat.SetPrepare(tasks.PrepareOptions{Dir: filepath.Join(c.cacheDir, "prepared"), Python: c.python, Timeout: c.prepareTimeout})
 	configs, err := c.parseTaskConfigs()
 	if err != nil {
 		return nil, err
