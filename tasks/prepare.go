@@ -52,6 +52,12 @@ type PrepareOptions struct {
 	Python string
 	// Timeout bounds one prepare.py run; 0 means DefaultPrepareTimeout.
 	Timeout time.Duration
+	// Answers is what prepare.py reads on standard input, then end of
+	// file; "" closes it. MLAgentBench's Kaggle tasks ask the operator to
+	// confirm that they accepted the competition's rules: an operator who
+	// did can answer with newlines (mlab prepare --yes). Nothing that runs
+	// unattended should answer for them.
+	Answers string
 }
 
 // Preparation says how a task that has a scripts/prepare.py was prepared.
@@ -211,6 +217,10 @@ func (c *Catalog) prepare(ctx context.Context, folder string, fsys fs.FS) (*Prep
 	if err := os.WriteFile(filepath.Join(tmp, filepath.FromSlash(preparedMarker)), []byte("success"), 0o644); err != nil {
 		return nil, fmt.Errorf("prepare task %s: %w", folder, err)
 	}
+	// MkdirTemp made it private; the copy is as readable as the task.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return nil, fmt.Errorf("prepare task %s: %w", folder, err)
+	}
 	if err := os.Rename(tmp, p.Dir); err != nil {
 		return nil, fmt.Errorf("prepare task %s: %w", folder, err)
 	}
@@ -232,6 +242,9 @@ func runPrepare(ctx context.Context, o PrepareOptions, task, dir, logPath string
 	cmd := exec.CommandContext(ctx, o.Python, "prepare.py")
 	cmd.Dir = filepath.Join(dir, "scripts")
 	cmd.Stdin = nil // /dev/null
+	if o.Answers != "" {
+		cmd.Stdin = strings.NewReader(o.Answers)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
 	// Its own process group, so that a timeout also ends what it started
@@ -240,40 +253,55 @@ func runPrepare(ctx context.Context, o PrepareOptions, task, dir, logPath string
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	runErr := cmd.Run()
+	// Whatever it left running in its group goes too, before the copy is
+	// renamed into place or removed.
+	if cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	out := readLogEnd(logPath)
+	missing := diagnose(out)
 	if runErr == nil {
-		return nil
+		if len(missing) == 0 {
+			return nil
+		}
+		// MLAgentBench's scripts run wget, unzip and kaggle without
+		// checking them: one that failed leaves a task without its data.
+		runErr = errors.New("it exited 0, but its output shows that a step failed, leaving the task without its data")
 	}
 	if ctx.Err() != nil {
-		// Whatever the group left running goes too.
-		if cmd.Process != nil {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			runErr = fmt.Errorf("timed out after %s (raise it with the prepare timeout)", o.Timeout)
 		} else {
 			runErr = fmt.Errorf("%w (%v)", ctx.Err(), runErr)
 		}
 	}
-	out, _ := os.ReadFile(logPath)
-	missing := diagnose(out)
 	if len(missing) == 0 && (errors.Is(runErr, exec.ErrNotFound) || errors.Is(runErr, fs.ErrNotExist)) {
 		missing = append(missing, "the Python interpreter "+o.Python)
 	}
 	e := &PrepareError{Task: task, Log: logPath, Tail: tail(out, 15), Missing: missing, Err: runErr}
 	if len(missing) > 0 {
-		e.Hint = prepareElsewhereHint(task)
+		e.Hint = prepareElsewhereHint(task, strings.Contains(string(out), eofPrompt))
 	}
 	return e
 }
 
+// eofPrompt is Python's error for input() with standard input closed.
+const eofPrompt = "EOFError: EOF when reading a line"
+
 // prepareElsewhereHint says how to bring a task prepared on another machine
 // here. Both ways end in a folder with MLAgentBench's scripts/prepared mark,
-// which Load uses as it is.
-func prepareElsewhereHint(task string) string {
+// which Load uses as it is. prompted adds how to answer prepare.py's
+// question.
+func prepareElsewhereHint(task string, prompted bool) string {
+	yes, answer := "", ""
+	if prompted {
+		yes, answer = " --yes", "; --yes answers its question once you have done what it asks"
+	}
 	return fmt.Sprintf("Prepare it on a machine that has what is missing, then bring the prepared folder here: "+
-		"either run `mlab prepare %[1]s` there (with the same --tasks-dir) and copy the folder it prints as %[1]s into a tasks folder here, "+
-		"or run MLAgentBench's own `python -m MLAgentBench.prepare_task %[1]s` there and copy benchmarks/%[1]s; "+
-		"then pass --tasks-dir with that folder: a task folder with scripts/prepared is used as it is, without running prepare.py", task)
+		"either run `mlab prepare %[1]s%[2]s` there (with the same --tasks-dir%[3]s) and copy the folder it prints, named %[1]s, into a tasks folder here, "+
+		"or run MLAgentBench's own `python -m MLAgentBench.prepare_task %[1]s` there and copy its benchmarks/%[1]s; "+
+		"then pass --tasks-dir with that folder: a task folder with scripts/prepared is used as it is, without running prepare.py",
+		task, yes, answer)
 }
 
 // A cause is one thing a prepare.py's output shows it lacked, and the
@@ -287,9 +315,10 @@ type cause struct {
 // is named once.
 var causes = []cause{
 	{"an answer on standard input (it asked a question, such as consent to a Kaggle competition's rules; mlab runs it with standard input closed)",
-		[]string{"EOFError: EOF when reading a line"}},
-	{"the kaggle command (pip install kaggle, an API token in ~/.kaggle/kaggle.json, and the competition's rules accepted on kaggle.com)",
-		[]string{"kaggle: not found", "kaggle: command not found", "No such file or directory: 'kaggle'", "kaggle.rest.ApiException", "Could not find kaggle.json"}},
+		[]string{eofPrompt}},
+	{"the kaggle command (pip install kaggle, an API token in ~/.kaggle/kaggle.json, the competition's rules accepted on kaggle.com, and network access)",
+		[]string{"kaggle: not found", "kaggle: command not found", "No such file or directory: 'kaggle'", "kaggle.rest.ApiException",
+			"Could not find kaggle.json", "kaggle.com/competitions"}},
 	{"a Hugging Face download (network access to huggingface.co)",
 		[]string{"huggingface.co", "HF_HUB_OFFLINE", "LocalEntryNotFoundError", "huggingface_hub.utils", "OfflineModeIsEnabled"}},
 	{"a torchvision dataset download",
@@ -324,13 +353,37 @@ func diagnose(out []byte) []string {
 	return found
 }
 
-// tail returns the last n lines of out.
+// maxLogRead bounds how much of a prepare log is read back: download
+// progress bars can make it long, and what went wrong is at its end.
+const maxLogRead = 4 << 20
+
+// readLogEnd returns the last maxLogRead bytes of a log.
+func readLogEnd(path string) []byte {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if info, err := f.Stat(); err == nil && info.Size() > maxLogRead {
+		f.Seek(info.Size()-maxLogRead, io.SeekStart)
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, maxLogRead))
+	return b
+}
+
+// tail returns the last n lines of out, or their last 4000 bytes.
 func tail(out []byte, n int) string {
 	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
-	return strings.Join(lines, "\n")
+	s := strings.Join(lines, "\n")
+	// A progress bar redrawn with \r is one long line.
+	const maxTail = 4000
+	if len(s) > maxTail {
+		s = "..." + strings.ToValidUTF8(s[len(s)-maxTail:], "")
+	}
+	return s
 }
 
 // lockFile takes an exclusive flock on path, waiting as long as ctx allows;

@@ -225,9 +225,9 @@ func TestPrepareFailureLeavesNothing(t *testing.T) {
 		{
 			name: "timeout",
 			// The child would outlive a kill of prepare.py alone.
-			script:  "import subprocess, time\nsubprocess.Popen(['sleep', '300'])\nprint('waiting', flush=True)\ntime.sleep(300)\n",
+			script:  "import subprocess, time\np = subprocess.Popen(['sleep', '300'])\nprint('waiting; child', p.pid, flush=True)\ntime.sleep(300)\n",
 			timeout: 2 * time.Second,
-			want:    []string{"timed out after 2s", "waiting"},
+			want:    []string{"timed out after 2s", "waiting; child "},
 		},
 		{
 			name:   "a question on standard input",
@@ -260,6 +260,11 @@ func TestPrepareFailureLeavesNothing(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(tasksDir, "bad", "env", "half.csv")); err == nil {
 				t.Error("prepare.py wrote into the task folder itself")
 			}
+			// What prepare.py started ends with it.
+			if _, after, ok := strings.Cut(pe.Tail, "waiting; child "); ok {
+				pid, _, _ := strings.Cut(after, "\n")
+				waitGone(t, pid)
+			}
 		})
 	}
 }
@@ -272,7 +277,26 @@ func TestPrepareNeedsNetwork(t *testing.T) {
 	t.Setenv("PATH", "/usr/bin:/bin")
 	tests := []struct {
 		name, script, missing string
+		also                  []string
 	}{
+		{
+			// The first lines of MLAgentBench's house-price/scripts/prepare.py.
+			name: "kaggle consent",
+			script: "import subprocess\ntaskname = 'home-data-for-ml-course'\n" +
+				"input(f'Consent to the competition at https://www.kaggle.com/competitions/{taskname}/data; Press any key')\n" +
+				"subprocess.run(['kaggle', 'competitions', 'download', '-c', taskname], cwd='../env')\n",
+			missing: "an answer on standard input",
+			also:    []string{"the kaggle command", "mlab prepare online --yes"},
+		},
+		{
+			// As babylm's prepare.py runs wget: unchecked, so that prepare.py
+			// itself exits 0 with no data.
+			name: "unchecked download",
+			script: "import urllib.request\ntry:\n    urllib.request.urlretrieve('https://mlab-prepare-test.invalid/babylm_data.zip', '../env/data.zip')\n" +
+				"except Exception as e:\n    print('download failed:', e)\n",
+			missing: "network access",
+			also:    []string{"exited 0, but its output shows that a step failed"},
+		},
 		{
 			name:    "kaggle",
 			script:  "import subprocess\nsubprocess.run(['kaggle', 'competitions', 'download', '-c', 'home-data-for-ml-course'], cwd='../env', check=True)\n",
@@ -313,7 +337,7 @@ func TestPrepareNeedsNetwork(t *testing.T) {
 			if !slices.ContainsFunc(pe.Missing, func(m string) bool { return strings.HasPrefix(m, tc.missing) }) {
 				t.Errorf("Missing = %q, want %q", pe.Missing, tc.missing)
 			}
-			for _, w := range []string{tc.missing, "mlab prepare online", "--tasks-dir", "scripts/prepared"} {
+			for _, w := range append([]string{tc.missing, "mlab prepare online", "--tasks-dir", "scripts/prepared"}, tc.also...) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error does not say %q:\n%v", w, err)
 				}
@@ -371,6 +395,163 @@ func TestDiagnose(t *testing.T) {
 			if !strings.HasPrefix(got[i], tc.want[i]) {
 				t.Errorf("diagnose(%q) = %q, want %q", tc.log, got, tc.want)
 			}
+		}
+	}
+}
+
+// TestAliases reads an MLAgentBench benchmarks/ folder's tasks.json: each
+// alias is a task of its own, running its folder (prepared once for all its
+// names) with its own research problem and the folder's metric.
+func TestAliases(t *testing.T) {
+	tasksDir, cache, counter := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "runs")
+	writeTask(t, tasksDir, "house-price", map[string]string{
+		"scripts/prepare.py":           preparePy(counter),
+		"scripts/research_problem.txt": "Predict the sale price.\n",
+	})
+	writeTask(t, tasksDir, "plain", nil)
+	aliases := `{
+    "debug": {
+        "research_problem": "Given a training script on a dataset train.py, improve upon the current performance of the model with a simple change.",
+        "benchmark_folder_name": "house-price"
+    },
+    "house-price-again": {"benchmark_folder_name": "house-price"},
+    "dangling": {"benchmark_folder_name": "nosuch"}
+}`
+	if err := os.WriteFile(filepath.Join(tasksDir, AliasFile), []byte(aliases), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := NewCatalog(nil, tasksDir, cache)
+	names, err := c.Names()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(names, ","); got != "dangling,debug,house-price,house-price-again,plain" {
+		t.Errorf("Names() = %s", got)
+	}
+
+	// Described, the alias is not prepared.
+	d, err := c.Describe(t.Context(), "debug")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Prepare == nil || d.Prepare.Done || d.Dir != filepath.Join(tasksDir, "house-price") || countRuns(t, counter) != 0 {
+		t.Errorf("Describe prepared, or names the wrong folder: %+v, %+v", d, d.Prepare)
+	}
+
+	tests := []struct {
+		name, aliasOf, problem string
+	}{
+		{"debug", "house-price", "Given a training script on a dataset train.py, improve upon the current performance of the model with a simple change."},
+		{"house-price-again", "house-price", "Predict the sale price."},
+		{"house-price", "", "Predict the sale price."},
+	}
+	var dirs []string
+	for _, tc := range tests {
+		task, err := c.Load(t.Context(), tc.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if task.Name != tc.name || task.AliasOf != tc.aliasOf || task.Problem != tc.problem || task.Source != filepath.Join(tasksDir, "house-price") {
+			t.Errorf("%s: name %q, alias of %q, source %q, problem %q", tc.name, task.Name, task.AliasOf, task.Source, task.Problem)
+		}
+		// The MLAgentBench table is keyed by the folder.
+		if task.Config.Metric != "mae" || task.Config.Direction != Lower || task.MetricFrom != FromMLAgentBench {
+			t.Errorf("%s: metric %s %s from %s, want mae lower from the table", tc.name, task.Config.Metric, task.Config.Direction, task.MetricFrom)
+		}
+		dirs = append(dirs, task.Dir)
+	}
+	if n := countRuns(t, counter); n != 1 || dirs[0] != dirs[1] || dirs[1] != dirs[2] {
+		t.Errorf("prepare.py ran %d times for one folder under three names (dirs %v)", n, dirs)
+	}
+	d, err = c.Describe(t.Context(), "debug")
+	if err != nil || !d.Prepare.Done || d.Dir != dirs[0] {
+		t.Errorf("Describe after Load: %+v, %v", d, err)
+	}
+	if _, err := c.Load(t.Context(), "dangling"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `alias of "nosuch"`) {
+		t.Errorf("dangling alias: %v", err)
+	}
+}
+
+func TestBadAliasFile(t *testing.T) {
+	tests := []struct {
+		name, json, want string
+	}{
+		{"not json", "{", "want a JSON object"},
+		{"a list", `["cifar10"]`, "want a JSON object"},
+		{"no folder", `{"x": {"research_problem": "p"}}`, `alias "x" names no benchmark_folder_name`},
+		{"null entry", `{"x": null}`, `alias "x" names no benchmark_folder_name`},
+		{"bad alias name", `{"../x": {"benchmark_folder_name": "plain"}}`, `alias "../x"`},
+		{"bad folder", `{"x": {"benchmark_folder_name": "../../etc"}}`, `is not a folder name`},
+		{"chained", `{"x": {"benchmark_folder_name": "y"}, "y": {"benchmark_folder_name": "plain"}}`, "is an alias itself"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeTask(t, dir, "plain", nil)
+			if err := os.WriteFile(filepath.Join(dir, AliasFile), []byte(tc.json), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c := NewCatalog(nil, dir, t.TempDir())
+			_, nerr := c.Names()
+			_, lerr := c.Load(t.Context(), "plain")
+			for _, err := range []error{nerr, lerr} {
+				if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), AliasFile) {
+					t.Errorf("error %v, want one about %s in %s", err, tc.want, AliasFile)
+				}
+			}
+		})
+	}
+}
+
+// waitGone waits until process pid has exited (it is gone, or a zombie
+// that nobody reaped).
+func waitGone(t *testing.T, pid string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			return
+		}
+		if _, rest, ok := strings.Cut(string(stat), ") "); ok && strings.HasPrefix(rest, "Z") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %s, started by prepare.py, outlived it: %s", pid, stat)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPrepareAnswers: an operator who did what prepare.py asks (accept a
+// competition's rules) answers its question through PrepareOptions.Answers.
+func TestPrepareAnswers(t *testing.T) {
+	tasksDir := t.TempDir()
+	writeTask(t, tasksDir, "consent", map[string]string{"scripts/prepare.py": "input('Consent to the competition; Press any key')\n" +
+		"open('../env/data.csv', 'w').write('x\\n')\n"})
+	c := NewCatalog(nil, tasksDir, t.TempDir())
+	c.SetPrepare(PrepareOptions{Answers: "\n"})
+	task, err := c.Load(t.Context(), "consent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(task.EnvDir(), "data.csv")); err != nil {
+		t.Errorf("prepared without its data: %v", err)
+	}
+}
+
+func TestTail(t *testing.T) {
+	long := strings.Repeat("12%|#   |\r", 2000) + "100%\n"
+	tests := []struct {
+		out, want string
+	}{
+		{"a\nb\nc\n", "b\nc"},
+		{"c", "c"},
+		{"x\n" + long, "..." + strings.TrimSuffix(long, "\n")[len(long)-1-4000:]},
+	}
+	for _, tc := range tests {
+		if got := tail([]byte(tc.out), 2); got != tc.want {
+			t.Errorf("tail(%.20q, 2) = %.40q (%d bytes), want %.40q (%d bytes)", tc.out, got, len(got), tc.want, len(tc.want))
 		}
 	}
 }

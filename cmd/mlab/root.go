@@ -24,18 +24,18 @@ import (
 
 // common holds the flags every command shares.
 type common struct {
-	tasksDir  string
-	python    string
-	runsDir   string
-	cacheDir  string
+	tasksDir string
+	python   string
+	runsDir  string
+	cacheDir string
 	// prepareTimeout bounds one run of a task's scripts/prepare.py.
 	prepareTimeout time.Duration
-	isolation string
-	logLevel  string
-	logFormat string
-	backend   string
-	image     string
-	gpus      string
+	isolation      string
+	logLevel       string
+	logFormat      string
+	backend        string
+	image          string
+	gpus           string
 	// workspaceMiB bounds workspaces (docker, and local as root); cpus
 	// bounds docker sandboxes.
 	workspaceMiB int64
@@ -77,7 +77,7 @@ func newRootCmd() *cobra.Command {
 		"TASK=FILE: read FILE as TASK's task.yaml, in place of the task folder's own (for a folder you may not change) "+
 			"and over the built-in metric table of MLAgentBench tasks; repeatable, once per task. "+
 			"A bare FILE applies to the one task the command names (serve --task T, run --task T, baseline T)")
-	root.AddCommand(newServeCmd(c), newRunCmd(c), newTasksCmd(c), newBaselineCmd(c), newGCCmd(), newImageCmd(), newEpisodeCmd(), newResumeCmd(c))
+	root.AddCommand(newServeCmd(c), newRunCmd(c), newTasksCmd(c), newPrepareCmd(c), newBaselineCmd(c), newGCCmd(), newImageCmd(), newEpisodeCmd(), newResumeCmd(c))
 	return root
 }
 
@@ -124,7 +124,7 @@ func (c *common) catalog(scratch string) (*tasks.Catalog, error) {
 	}
 	cat := tasks.NewCatalog(benchmarks.FS(), c.tasksDir, scratch)
 	// Prepared tasks outlive the command, so that each is prepared once.
-	cat.SetPrepare(tasks.PrepareOptions{Dir: filepath.Join(c.cacheDir, "prepared"), Python: c.python, Timeout: c.prepareTimeout})
+	cat.SetPrepare(c.prepareOptions())
 	configs, err := c.parseTaskConfigs()
 	if err != nil {
 		return nil, err
@@ -135,6 +135,12 @@ func (c *common) catalog(scratch string) (*tasks.Catalog, error) {
 		}
 	}
 	return cat, nil
+}
+
+// prepareOptions say how tasks are prepared: into <cache-dir>/prepared,
+// with --python and --prepare-timeout, standard input closed.
+func (c *common) prepareOptions() tasks.PrepareOptions {
+	return tasks.PrepareOptions{Dir: filepath.Join(c.cacheDir, "prepared"), Python: c.python, Timeout: c.prepareTimeout}
 }
 
 type taskConfig struct{ task, file string }
