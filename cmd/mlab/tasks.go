@@ -88,6 +88,8 @@ type taskListing struct {
 	TimedBy  string          `json:"timed_by,omitempty"`
 	Baseline baselineListing `json:"baseline"`
 	GPUs     int             `json:"gpus"`
+	// GPUsOptional: the task runs on the CPU when the GPUs are not free.
+	GPUsOptional bool `json:"gpus_optional,omitempty"`
 	// NeedsPrepare is set for a task with a scripts/prepare.py to run;
 	// Prepared says whether the task is ready to serve (prepared, or with
 	// nothing to prepare), and PreparedDir where its prepared copy is.
@@ -135,7 +137,7 @@ func listTask(t *tasks.Task, b *eval.Baselines) taskListing {
 	l := taskListing{
 		Name: t.Name, Source: t.Source, AliasOf: t.AliasOf, Problem: first,
 		Metric: t.Config.Metric, Direction: t.Config.Direction, MetricFrom: t.MetricFrom,
-		GPUs: t.Config.GPUs, Warnings: t.Warnings, Prepared: true,
+		GPUs: t.Config.GPUs, GPUsOptional: t.Config.GPUsOptional, Warnings: t.Warnings, Prepared: true,
 	}
 	if t.Config.IsTimed() {
 		l.TimedBy = t.Config.TimedBy
@@ -181,7 +183,11 @@ func describeTask(w io.Writer, t *tasks.Task, b *eval.Baselines) {
 	fmt.Fprintf(w, "  problem:   %s\n", first)
 	fmt.Fprintf(w, "  metric:    %s\n", describeMetric(t))
 	fmt.Fprintf(w, "  baseline:  %s\n", describeBaseline(t, b))
-	fmt.Fprintf(w, "  gpus:      %d\n", t.Config.GPUs)
+	if t.Config.GPUsOptional {
+		fmt.Fprintf(w, "  gpus:      %d, optional (used when free, else the CPU)\n", t.Config.GPUs)
+	} else {
+		fmt.Fprintf(w, "  gpus:      %d\n", t.Config.GPUs)
+	}
 	fmt.Fprintf(w, "  prepared:  %s\n", describePrepared(t))
 	for _, warning := range t.Warnings {
 		fmt.Fprintf(w, "  warning:   %s\n", warning)
