@@ -96,7 +96,7 @@ def get_score(submission_folder: str) -> float:
     missing = sorted(set(answers) - set(preds))
     if missing:
         raise ValueError(
-            f"{SUBMISSION_NAME} lacks forecasts for {len(missing)} of {len(answers)} test ids, "
+            f"{SUBMISSION_NAME} lacks predictions for {len(missing)} of {len(answers)} test ids, "
             f"e.g. {missing[:5]}"
         )
 
