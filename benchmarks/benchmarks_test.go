@@ -142,4 +142,3 @@ func runLevel(t *testing.T, provider sandbox.Provider, task *tasks.Task, level s
 	}
 	return sb.Workspace()
 }
-
