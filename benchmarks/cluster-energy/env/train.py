@@ -23,7 +23,7 @@ X, y = train[features].to_numpy(), train["energy"].to_numpy()
 
 def model():
     return RandomForestRegressor(n_estimators=N_ESTIMATORS, max_depth=MAX_DEPTH, min_samples_leaf=MIN_SAMPLES_LEAF,
-                                 max_features=MAX_FEATURES, random_state=SEED, n_jobs=2)
+                                 max_features=MAX_FEATURES, random_state=SEED)
 
 
 rng = np.random.default_rng(SEED)
