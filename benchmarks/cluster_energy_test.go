@@ -2,6 +2,7 @@ package benchmarks_test
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/mlab/mlab/benchmarks"
 	"github.com/mlab/mlab/eval"
+	"github.com/mlab/mlab/internal/leakprobe"
 	"github.com/mlab/mlab/sandbox"
 	"github.com/mlab/mlab/sandbox/local"
 	"github.com/mlab/mlab/tasks"
@@ -129,4 +131,41 @@ func runTrainPy(t *testing.T, provider sandbox.Provider, task *tasks.Task, train
 		t.Fatalf("train.py: %v, %+v", err, res)
 	}
 	return sb.Workspace()
+}
+
+// TestHostileClusterEnergySeed: a script in a local sandbox cannot read the
+// secret seed of cluster-energy's generator, from which the hidden answers
+// can be recomputed, out of the binary that embeds it (this test binary
+// embeds the built-in tasks as mlab does, and is the jail's init here).
+func TestHostileClusterEnergySeed(t *testing.T) {
+	prepare, err := fs.ReadFile(benchmarks.FS(), "cluster-energy/scripts/prepare.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seed string
+	for _, line := range strings.Split(string(prepare), "\n") {
+		if strings.HasPrefix(line, "SEED = ") {
+			seed = line
+		}
+	}
+	if seed == "" {
+		t.Fatal("no SEED line in cluster-energy's prepare.py")
+	}
+	provider, err := local.New(t.Context(), local.Options{Root: t.TempDir(), Isolation: local.IsolationBwrap, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Skipf("no bubblewrap jail on this host: %v", err)
+	}
+	sb, err := provider.Create(t.Context(), sandbox.Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close() })
+	args := leakprobe.SetupSecret(t, sb.Workspace(), "/usr/bin/python3", seed)
+	res, err := sb.Exec(t.Context(), sandbox.ExecRequest{Args: args, Timeout: 2 * time.Minute})
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("probe failed: %v, %+v", err, res)
+	}
+	if leaks := leakprobe.Leaks(t, res.Stdout); len(leaks) > 0 {
+		t.Errorf("a script read the generator's seed at %v", leaks)
+	}
 }

@@ -63,9 +63,19 @@ print('READ', read)
 
 // Setup writes the probe and its control file into the workspace ws and
 // returns the command to run there: python, then the probe, then extra
-// paths for it to try.
+// paths for it to try. The probe looks for Marker.
 func Setup(tb testing.TB, ws, python string, extra ...string) []string {
 	tb.Helper()
+	return SetupSecret(tb, ws, python, Marker, extra...)
+}
+
+// SetupSecret is Setup for a probe that looks for secret, a line of text
+// the test binary holds, such as a line of a hidden script it embeds.
+func SetupSecret(tb testing.TB, ws, python, secret string, extra ...string) []string {
+	tb.Helper()
+	if secret == "" || strings.ContainsAny(secret, "\x00\n") {
+		tb.Fatalf("the secret to probe for must be one non-empty line, got %q", secret)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		tb.Fatal(err)
@@ -74,9 +84,9 @@ func Setup(tb testing.TB, ws, python string, extra ...string) []string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	at := bytes.Index(data, []byte(Marker))
+	at := bytes.Index(data, []byte(secret))
 	if at < 0 {
-		tb.Fatalf("the marker is not in the test binary %s", exe)
+		tb.Fatalf("%q is not in the test binary %s", secret, exe)
 	}
 	control := data[max(0, at-32<<10):min(len(data), at+32<<10)]
 	if err := os.WriteFile(filepath.Join(ws, ControlFile), control, 0o644); err != nil {
@@ -85,7 +95,7 @@ func Setup(tb testing.TB, ws, python string, extra ...string) []string {
 	if err := os.WriteFile(filepath.Join(ws, "leakprobe.py"), []byte(script), 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	marker := []byte(Marker)
+	marker := []byte(secret)
 	slices.Reverse(marker)
 	return append([]string{python, "-u", "leakprobe.py", string(marker)}, extra...)
 }
