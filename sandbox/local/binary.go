@@ -20,28 +20,34 @@ import (
 // it lies under a folder the jail binds (/usr/local/bin/mlab, say), that
 // path is covered by an empty file.
 
-// openExe opens the binary for bwrap to execute. O_PATH needs no read
-// permission, so an execute-only install works too.
-func openExe(exe string) (*os.File, error) {
-	fd, err := unix.Open(exe, unix.O_PATH|unix.O_CLOEXEC, 0)
+// selfExe names the running binary, even once its file has been replaced or
+// removed (an upgrade while the server runs): init must be the very binary
+// that speaks the server's protocol.
+const selfExe = "/proc/self/exe"
+
+// openExe opens the running binary for bwrap to execute. O_PATH needs no
+// read permission, so an execute-only install works too.
+func openExe() (*os.File, error) {
+	fd, err := unix.Open(selfExe, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open own binary %s for the jail's init: %w", exe, err)
+		return nil, fmt.Errorf("open own binary for the jail's init: %w", err)
 	}
-	return os.NewFile(uintptr(fd), exe), nil
+	return os.NewFile(uintptr(fd), "mlab"), nil
 }
 
 // exeFDPath is how bwrap, inside the jail, names the descriptor of the init
 // binary it inherited as fd.
 func exeFDPath(fd int) string { return fmt.Sprintf("/proc/self/fd/%d", fd) }
 
-// binaryCopies returns the paths that name the same file as exe: exe itself
-// and the places a binary is installed or found from (PATH, the standard bin
-// folders, os.Args[0]), under exe's name or "mlab". It also reports whether
-// the file has hard links that were not found, which a jail could expose.
+// binaryCopies returns the paths that name the running binary's file: exe
+// (its path) and the places a binary is installed or found from (PATH, the
+// standard bin folders, os.Args[0]), under exe's name or "mlab". It also
+// reports whether the file has hard links that were not found, which a jail
+// could expose.
 func binaryCopies(exe string) (paths []string, unfound bool, err error) {
-	fi, err := os.Stat(exe)
+	fi, err := os.Stat(selfExe)
 	if err != nil {
-		return nil, false, fmt.Errorf("stat own binary %s: %w", exe, err)
+		return nil, false, fmt.Errorf("stat own binary: %w", err)
 	}
 	cands := []string{exe}
 	if p, err := exec.LookPath(os.Args[0]); err == nil {

@@ -284,7 +284,7 @@ func (s *Sandbox) startJail(extra []string) (*jail, error) {
 	}
 	argv = append(argv, maskArgs(p.exeCopies, append(slices.Clone(systemDirs), extra...))...)
 	argv = append(argv, sealRoot...)
-	exe, err := openExe(p.exe)
+	exe, err := openExe()
 	if err != nil {
 		return nil, err
 	}

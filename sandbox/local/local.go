@@ -75,8 +75,7 @@ type Provider struct {
 	// and workspaces are size-capped tmpfs mounts.
 	privileged bool
 	cgroups    *cgroupRoot // nil: limits fall back to rlimits
-	exe        string      // this binary, the jails' init
-	exeCopies  []string    // paths of exe, hidden in jails that bind them
+	exeCopies  []string    // paths of this binary, hidden in jails that bind them
 	log        zerolog.Logger
 
 	mu          sync.Mutex
@@ -117,9 +116,8 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("find own binary for the jail's init: %w", err)
+		return nil, fmt.Errorf("find own binary: %w", err)
 	}
-	p.exe = exe
 	copies, unfound, err := binaryCopies(exe)
 	if err != nil {
 		return nil, err
