@@ -144,8 +144,10 @@ func TestPrepareAndListMLAgentBenchFolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The failed prepares left nothing (the built-in tasks, prepared by
+	// "all" too, have folders of their own).
 	for _, e := range entries {
-		if e.IsDir() && filepath.Join(prepared, e.Name()) != dir[1] {
+		if e.IsDir() && (strings.HasPrefix(e.Name(), "kaggle-task") || strings.HasPrefix(e.Name(), "web-task")) {
 			t.Errorf("%s left in the cache", e.Name())
 		}
 	}
