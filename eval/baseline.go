@@ -210,7 +210,11 @@ func (b *Baselines) Prefetch(ts ...*tasks.Task) {
 		for _, t := range ts {
 			// An unprepared task (tasks.Catalog.Describe's) has no data
 			// to measure with yet: its baseline waits for its first use.
-			if t.Config.Baseline != nil || (t.Prepare != nil && !t.Prepare.Done) {
+			// Nor does a task timed by its eval: each submission's eval
+			// times the starter code beside it, and that is what it is
+			// judged against, so a server need not spend a minute of CPU on
+			// it at every start (mlab baseline measures it on demand).
+			if t.Config.Baseline != nil || (t.Prepare != nil && !t.Prepare.Done) || t.Config.SameRunStarter() {
 				continue
 			}
 			_, c, err := b.lookup(t)
