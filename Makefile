@@ -7,7 +7,7 @@ PYTHON ?= /usr/bin/python3
 GO     ?= go
 BIN    := bin/mlab
 TASK   ?= tabular-classification
-DEBIAN_PACKAGES := python3 python3-numpy python3-pandas python3-sklearn bubblewrap util-linux patch
+DEBIAN_PACKAGES := python3 python3-numpy python3-pandas python3-sklearn python3-torch python3-xgboost bubblewrap util-linux patch
 
 .PHONY: all build demo test test-hostile bench deps image clean
 
@@ -20,13 +20,13 @@ build:
 # and scikit-learn, bubblewrap for the sandbox jail, prlimit for rlimits. As
 # root on Debian it installs what is missing; otherwise it says what to install.
 deps:
-	@if $(PYTHON) -c 'import numpy, pandas, sklearn' >/dev/null 2>&1 && command -v bwrap >/dev/null && command -v prlimit >/dev/null && command -v patch >/dev/null; then \
+	@if $(PYTHON) -c 'import numpy, pandas, sklearn, torch, xgboost' >/dev/null 2>&1 && command -v bwrap >/dev/null && command -v prlimit >/dev/null && command -v patch >/dev/null; then \
 		exit 0; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing $(DEBIAN_PACKAGES)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES) >/dev/null; \
 	else \
-		echo "missing dependencies: need $(PYTHON) with numpy, pandas and scikit-learn, plus bwrap, prlimit and patch." >&2; \
+		echo "missing dependencies: need $(PYTHON) with numpy, pandas, scikit-learn, torch and xgboost, plus bwrap, prlimit and patch." >&2; \
 		echo "on Debian: sudo apt-get install $(DEBIAN_PACKAGES)" >&2; \
 		exit 1; \
 	fi
@@ -43,7 +43,7 @@ demo: deps build
 
 test: deps
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m -skip Hostile ./...
+	$(GO) test -count=1 -timeout 45m -skip Hostile ./...
 	$(MAKE) test-hostile
 
 # The attacks on the sandboxes and the eval run in a pids and memory cgroup

@@ -89,16 +89,47 @@ var ErrClosed = errors.New("baselines: closed")
 
 // Measurement is a measured baseline.
 type Measurement struct {
-	// Score is the median of Runs.
+	// Score is the baseline: Statistic of Runs, their mean, or for a timed
+	// task their median, which one slow run (a machine busy for a moment)
+	// does not move.
 	Score float64   `json:"score"`
 	Runs  []float64 `json:"runs"`
 	// Spread is max(Runs) - min(Runs).
 	Spread float64 `json:"spread"`
+	// Mean and Median are those of Runs; Statistic names the one that is
+	// Score, StatMean or StatMedian.
+	Mean      float64 `json:"mean"`
+	Median    float64 `json:"median"`
+	Statistic string  `json:"statistic"`
 	// Contended is set when other sandboxes ran execs during every attempt.
 	Contended bool `json:"contended,omitempty"`
 	// CacheFile is where the measurement is cached; "" when it is not (a
 	// contended one).
 	CacheFile string `json:"-"`
+}
+
+// Statistics a baseline can be of its runs.
+const (
+	StatMean   = "mean"
+	StatMedian = "median"
+)
+
+// Summarize makes a measurement of runs, which must not be empty: their
+// mean is the baseline, or for a timed task their median.
+func Summarize(runs []float64, timed bool) Measurement {
+	var sum float64
+	for _, v := range runs {
+		sum += v
+	}
+	m := Measurement{
+		Runs: runs, Spread: slices.Max(runs) - slices.Min(runs),
+		Mean: sum / float64(len(runs)), Median: median(runs), Statistic: StatMean,
+	}
+	m.Score = m.Mean
+	if timed {
+		m.Score, m.Statistic = m.Median, StatMedian
+	}
+	return m
 }
 
 type cachedBaseline struct {
@@ -156,13 +187,14 @@ func (b *Baselines) Cached(task *tasks.Task) (m Measurement, ok bool, err error)
 	if err != nil {
 		return Measurement{}, false, err
 	}
-	m, ok = readCache(path)
+	m, ok = readCache(path, task)
 	return m, ok, nil
 }
 
 // Prefetch measures, in the background and one after the other, the
 // baselines of the tasks that state none and have none cached, so that no
-// submission waits for them later. It returns at once.
+// submission waits for them later; tasks that have not been prepared are
+// left for their first use. It returns at once.
 func (b *Baselines) Prefetch(ts ...*tasks.Task) {
 	b.init()
 	b.mu.Lock()
@@ -176,7 +208,13 @@ func (b *Baselines) Prefetch(ts ...*tasks.Task) {
 		// One at a time: side by side, the measurements would compete and
 		// none would be cached.
 		for _, t := range ts {
-			if t.Config.Baseline != nil {
+			// An unprepared task (tasks.Catalog.Describe's) has no data
+			// to measure with yet: its baseline waits for its first use.
+			// Nor does a task timed by its eval: each submission's eval
+			// times the starter code beside it, and that is what it is
+			// judged against, so a server need not spend a minute of CPU on
+			// it at every start (mlab baseline measures it on demand).
+			if t.Config.Baseline != nil || (t.Prepare != nil && !t.Prepare.Done) || t.Config.SameRunStarter() {
 				continue
 			}
 			_, c, err := b.lookup(t)
@@ -213,7 +251,7 @@ func (b *Baselines) lookup(task *tasks.Task) (m Measurement, c *computation, err
 	if err != nil {
 		return Measurement{}, nil, err
 	}
-	if m, ok := readCache(path); ok {
+	if m, ok := readCache(path, task); ok {
 		return m, nil, nil
 	}
 	b.mu.Lock()
@@ -225,7 +263,7 @@ func (b *Baselines) lookup(task *tasks.Task) (m Measurement, c *computation, err
 		return Measurement{}, c, nil
 	}
 	// A computation may have finished since the cache was read.
-	if m, ok := readCache(path); ok {
+	if m, ok := readCache(path, task); ok {
 		return m, nil, nil
 	}
 	c = &computation{done: make(chan struct{})}
@@ -233,6 +271,47 @@ func (b *Baselines) lookup(task *tasks.Task) (m Measurement, c *computation, err
 	b.wg.Add(1)
 	go b.compute(task, path, c)
 	return Measurement{}, c, nil
+}
+
+// Measure measures task's baseline now, runs times (0 means the task's
+// baseline_runs), whether or not one is cached, and caches it in place of
+// the cached one: from then on it is the task's baseline, whatever its
+// number of runs. A computation of the baseline under way is waited for
+// first, then measured over.
+func (b *Baselines) Measure(ctx context.Context, task *tasks.Task, runs int) (Measurement, error) {
+	if runs < 0 || runs > tasks.MaxBaselineRuns {
+		return Measurement{}, fmt.Errorf("baseline of %s: %d runs: want 1 to %d", task.Name, runs, tasks.MaxBaselineRuns)
+	}
+	if runs > 0 {
+		copied := *task
+		copied.Config.BaselineRuns = runs
+		task = &copied
+	}
+	b.init()
+	path, err := b.cachePath(task)
+	if err != nil {
+		return Measurement{}, err
+	}
+	for {
+		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
+			return Measurement{}, fmt.Errorf("baseline of %s: %w", task.Name, ErrClosed)
+		}
+		if c := b.inflight[path]; c != nil {
+			b.mu.Unlock()
+			if _, err := c.wait(ctx, task.Name); ctx.Err() != nil {
+				return Measurement{}, err
+			}
+			continue
+		}
+		c := &computation{done: make(chan struct{})}
+		b.inflight[path] = c
+		b.wg.Add(1)
+		go b.compute(task, path, c)
+		b.mu.Unlock()
+		return c.wait(ctx, task.Name)
+	}
 }
 
 // compute measures task's baseline on the Baselines' context and caches it.
@@ -300,11 +379,20 @@ func (b *Baselines) cachePath(task *tasks.Task) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("hash task %s: %w", task.Name, err)
 	}
-	return filepath.Join(b.CacheDir, fmt.Sprintf("baseline-%s-%s.json", task.Name, key[:16])), nil
+	// The aliases of a folder (tasks.json) run the same code on the same
+	// data: they share its baseline.
+	name := task.Name
+	if task.AliasOf != "" {
+		name = task.AliasOf
+	}
+	return filepath.Join(b.CacheDir, fmt.Sprintf("baseline-%s-%s.json", name, key[:16])), nil
 }
 
-// readCache reads a cached baseline; ok is false when there is no valid one.
-func readCache(path string) (Measurement, bool) {
+// readCache reads a cached baseline of task; ok is false when there is no
+// valid one. Its statistics are worked out again from its runs, so that a
+// record written before they were kept, or under another rule, serves as
+// today's rule says.
+func readCache(path string, task *tasks.Task) (Measurement, bool) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return Measurement{}, false
@@ -313,8 +401,9 @@ func readCache(path string) (Measurement, bool) {
 	if json.Unmarshal(raw, &c) != nil || !c.valid() {
 		return Measurement{}, false
 	}
-	c.Measurement.CacheFile = path
-	return c.Measurement, true
+	m := Summarize(c.Runs, task.Config.IsTimed())
+	m.CacheFile = path
+	return m, true
 }
 
 func (c cachedBaseline) valid() bool {
@@ -382,7 +471,7 @@ func (b *Baselines) measure(ctx context.Context, task *tasks.Task) (Measurement,
 			scores = append(scores, score)
 		}
 	}
-	return Measurement{Score: median(scores), Runs: scores, Spread: slices.Max(scores) - slices.Min(scores)}, nil
+	return Summarize(scores, task.Config.IsTimed()), nil
 }
 
 // trainAndScore runs env/train.py in a fresh sandbox and scores the result.
@@ -481,10 +570,20 @@ func (b *Baselines) Judge(ctx context.Context, task *tasks.Task, out Outcome, r 
 
 // key covers everything that can change a baseline: the task's files and
 // settings, the interpreter, the backend and its settings, and the machine.
+// The number of runs is not part of it: a measurement of any number is the
+// task's baseline until one is measured again (mlab baseline --runs N).
+// A prepared task's files are those of its folder before preparing, named
+// by their hash: prepare.py makes the rest from them, and a listing finds
+// the baseline of a task that has not been prepared yet without reading
+// data it has not made.
 func (b *Baselines) key(task *tasks.Task, machine string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "python=%s\x00backend=%s\x00setting=%s\x00machine=%s\x00runs=%d\x00image=%s\x00",
-		b.Scorer.Python, b.Scorer.Provider.Name(), b.Setting, machine, task.Config.BaselineRuns, task.Config.Image)
+	fmt.Fprintf(h, "python=%s\x00backend=%s\x00setting=%s\x00machine=%s\x00image=%s\x00",
+		b.Scorer.Python, b.Scorer.Provider.Name(), b.Setting, machine, task.Config.Image)
+	if task.Prepare != nil {
+		fmt.Fprintf(h, "prepared=%s\x00", task.Prepare.Key)
+		return hex.EncodeToString(h.Sum(nil)), nil
+	}
 	err := filepath.WalkDir(task.Dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -385,5 +386,89 @@ func TestDirectionVectorizationImprovement(t *testing.T) {
 	if r.Improvement == nil || math.Abs(*r.Improvement-want) > 1e-6 || !r.Success || r.BaselineInfo.Source != runlog.BaselineMeasured ||
 		len(r.BaselineInfo.Runs) != 3 || r.BaselineInfo.Spread == nil || *r.BaselineInfo.Spread != m.Spread {
 		t.Errorf("result %+v %+v; want improvement %.4f against the measured baseline", r, r.BaselineInfo, want)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	tests := []struct {
+		runs                []float64
+		timed               bool
+		score, mean, spread float64
+		median              float64
+		stat                string
+	}{
+		{[]float64{0.5}, false, 0.5, 0.5, 0, 0.5, StatMean},
+		{[]float64{1, 2, 6}, false, 3, 3, 5, 2, StatMean},
+		{[]float64{1, 2, 6}, true, 2, 3, 5, 2, StatMedian},
+		{[]float64{4, 1, 3, 2}, false, 2.5, 2.5, 3, 2.5, StatMean},
+		{[]float64{10, 1, 3, 2}, true, 2.5, 4, 9, 2.5, StatMedian},
+	}
+	for _, tc := range tests {
+		m := Summarize(slices.Clone(tc.runs), tc.timed)
+		if m.Score != tc.score || m.Mean != tc.mean || m.Median != tc.median || m.Spread != tc.spread || m.Statistic != tc.stat || len(m.Runs) != len(tc.runs) {
+			t.Errorf("Summarize(%v, timed %v) = %+v", tc.runs, tc.timed, m)
+		}
+	}
+}
+
+// TestMeasureRuns: Measure runs the starter code the number of times asked,
+// whatever task.yaml says, and caches the mean and spread as the task's
+// baseline, which Cached and Get then give without measuring again.
+func TestMeasureRuns(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		// A different score each run, so that mean and median differ from
+		// any one run.
+		"noisy/env/train.py":                 "import random\nopen('out.txt','w').write(repr(random.random()))\n",
+		"noisy/scripts/eval.py":              "import os\ndef get_score(d):\n    return float(open(os.path.join(d, 'out.txt')).read())\n",
+		"noisy/scripts/research_problem.txt": "p",
+		"noisy/task.yaml":                    "metric: accuracy\nbaseline_runs: 1\n",
+	}
+	for p, c := range files {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	task, err := tasks.NewCatalog(nil, dir, t.TempDir()).Load(t.Context(), "noisy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newGated(newScorer(t).Provider, "")
+	b := &Baselines{Scorer: &Scorer{Provider: p, Python: "/usr/bin/python3"}, CacheDir: t.TempDir()}
+	defer b.Close()
+	if _, err := b.Measure(t.Context(), task, tasks.MaxBaselineRuns+1); err == nil {
+		t.Error("Measure accepted more runs than MaxBaselineRuns")
+	}
+	m, err := b.Measure(t.Context(), task, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, v := range m.Runs {
+		sum += v
+	}
+	if len(m.Runs) != 3 || m.Statistic != StatMean || math.Abs(m.Score-sum/3) > 1e-15 || m.Score != m.Mean ||
+		m.Spread != slices.Max(m.Runs)-slices.Min(m.Runs) || m.Spread == 0 || m.CacheFile == "" {
+		t.Fatalf("Measure(3) = %+v: want the mean and spread of 3 different runs, cached", m)
+	}
+	if got := p.count("baseline-noisy"); got != 3 {
+		t.Errorf("%d sandboxes for 3 runs", got)
+	}
+	// The task's own baseline_runs (1) does not make it stale.
+	cached, ok, err := b.Cached(task)
+	if err != nil || !ok || !slices.Equal(cached.Runs, m.Runs) || cached.Score != m.Score {
+		t.Errorf("Cached = %+v, %v, %v; want the measurement of 3 runs", cached, ok, err)
+	}
+	if got, err := b.Get(t.Context(), task); err != nil || got.Score != m.Score || p.count("baseline-noisy") != 3 {
+		t.Errorf("Get = %+v, %v after %d sandboxes: want the cached measurement", got, err, p.count("baseline-noisy"))
+	}
+	// Measured again with another count, it replaces the cached one.
+	again, err := b.Measure(t.Context(), task, 2)
+	if err != nil || len(again.Runs) != 2 || again.CacheFile != m.CacheFile {
+		t.Fatalf("Measure(2) = %+v, %v", again, err)
+	}
+	if cached, _, _ := b.Cached(task); !slices.Equal(cached.Runs, again.Runs) {
+		t.Errorf("Cached after a new measurement = %+v, want %+v", cached, again)
 	}
 }

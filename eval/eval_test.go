@@ -185,7 +185,6 @@ func TestBaselineComputedAndCached(t *testing.T) {
 		{"setting", func() { b.Setting = "cpus=1" }},
 		{"backend", func() { b.Scorer = &Scorer{Provider: failingProvider{name: "other"}, Python: real.Python} }},
 		{"interpreter", func() { b.Scorer = &Scorer{Provider: failingProvider{}, Python: "/usr/bin/python3.11"} }},
-		{"runs", func() { task.Config.BaselineRuns = 2 }},
 		{"task", func() { os.WriteFile(filepath.Join(task.EnvDir(), "extra.txt"), []byte("x"), 0o644) }},
 	}
 	for _, c := range changes {
@@ -196,6 +195,28 @@ func TestBaselineComputedAndCached(t *testing.T) {
 			t.Errorf("a changed %s was served from the cache", c.name)
 		}
 		b.Scorer, b.Setting, task.Config.BaselineRuns = saved, setting, runs
+	}
+	// The number of runs is not in the key: a measurement of any number
+	// is the baseline until one is measured again.
+	b.Scorer = &Scorer{Provider: failingProvider{}, Python: real.Python}
+	os.Remove(filepath.Join(task.EnvDir(), "extra.txt"))
+	task.Config.BaselineRuns = 2
+	if got, err := b.Get(t.Context(), task); err != nil || got.Score != 0.25 {
+		t.Errorf("baseline_runs 2 was not served the cached measurement: %+v, %v", got, err)
+	}
+	// A prepared task is keyed by the version of its folder that was
+	// prepared, not by the data prepare.py made.
+	task.Prepare = &tasks.Preparation{Key: "v1", Dir: task.Dir, Done: true}
+	k1, err := b.key(task, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(task.EnvDir(), "data.csv"), []byte("x"), 0o644)
+	if k, _ := b.key(task, "m"); k != k1 {
+		t.Error("a prepared task's key changed with a data file")
+	}
+	if task.Prepare.Key = "v2"; func() string { k, _ := b.key(task, "m"); return k }() == k1 {
+		t.Error("a prepared task's key did not change with its version")
 	}
 }
 

@@ -143,6 +143,23 @@ func (p *GPUPool) Acquire(ctx context.Context, n int, wait time.Duration) (*GPUL
 	}
 }
 
+// TryAcquire leases n GPUs if they are free now, and otherwise returns an
+// empty lease: for a task that uses GPUs when it can and runs on the CPU
+// when it cannot, so it never waits for them nor fails for lack of them.
+func (p *GPUPool) TryAcquire(n int) *GPULease {
+	if p == nil || n <= 0 {
+		return &GPULease{pool: p}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < n {
+		return &GPULease{pool: p}
+	}
+	ids := slices.Clone(p.free[:n])
+	p.free = slices.Delete(p.free, 0, n)
+	return &GPULease{pool: p, ids: ids}
+}
+
 // InUse is the number of leased devices.
 func (p *GPUPool) InUse() int {
 	if p == nil {

@@ -82,3 +82,26 @@ func TestGPUPool(t *testing.T) {
 		t.Errorf("zero GPUs from no pool: %v, %v", l, err)
 	}
 }
+
+// TestTryAcquire: an optional lease takes GPUs when they are free and is
+// empty, at once, when they are not or there are none.
+func TestTryAcquire(t *testing.T) {
+	p := NewGPUPool([]string{"0", "1"})
+	a := p.TryAcquire(2)
+	if strings.Join(a.IDs(), ",") != "0,1" || p.InUse() != 2 {
+		t.Fatalf("free pool: lease %v, in use %d", a.IDs(), p.InUse())
+	}
+	if b := p.TryAcquire(1); len(b.IDs()) != 0 {
+		t.Errorf("busy pool: lease %v, want none", b.IDs())
+	}
+	a.Release()
+	if p.InUse() != 0 {
+		t.Errorf("in use after release: %d", p.InUse())
+	}
+	if l := (*GPUPool)(nil).TryAcquire(1); len(l.IDs()) != 0 {
+		t.Errorf("no pool: lease %v, want none", l.IDs())
+	}
+	if l := p.TryAcquire(3); len(l.IDs()) != 0 || p.InUse() != 0 {
+		t.Errorf("more than the pool has: lease %v, in use %d, want none", l.IDs(), p.InUse())
+	}
+}

@@ -221,11 +221,7 @@ func clientName(cs mcpserver.ClientSession) string {
 	if !ok {
 		return ""
 	}
-	info := ci.GetClientInfo()
-	if info.Version == "" {
-		return info.Name
-	}
-	return info.Name + "/" + info.Version
+	return impl(ci.GetClientInfo())
 }
 
 // clientInfo is the name of the client of a request, if it said.

@@ -29,6 +29,10 @@ type Config struct {
 	Budgets  Budgets  `yaml:"budgets"`
 	// GPUs is how many GPUs a session of this task leases.
 	GPUs int `yaml:"gpus"`
+	// GPUsOptional marks a task that runs with or without them: a session
+	// leases GPUs when that many are free, and runs on the CPU otherwise,
+	// never waiting for them.
+	GPUsOptional bool `yaml:"gpus_optional"`
 	// Image is the docker runtime image of this task's sandboxes, when it
 	// needs more than the server's default (e.g. the full variant).
 	Image string `yaml:"image"`

@@ -1,5 +1,60 @@
 package tasks
 
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// AliasFile is MLAgentBench's list of task aliases, at the root of its
+// benchmarks/ folder: a JSON object from alias to {"benchmark_folder_name",
+// "research_problem"}, each alias a task of its own that runs the named
+// folder with its own research problem (the folder's research_problem.txt
+// when it states none).
+const AliasFile = "tasks.json"
+
+// alias is one entry of tasks.json.
+type alias struct {
+	Folder  string `json:"benchmark_folder_name"`
+	Problem string `json:"research_problem"`
+}
+
+// aliases reads the tasks folder's tasks.json; none is no aliases.
+func (c *Catalog) aliases() (map[string]*alias, error) {
+	if c.dir == "" {
+		return nil, nil
+	}
+	file := filepath.Join(c.dir, AliasFile)
+	raw, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read task aliases: %w", err)
+	}
+	var out map[string]*alias
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("task aliases %s: want a JSON object of alias: {\"benchmark_folder_name\": ..., \"research_problem\": ...}: %w", file, err)
+	}
+	for name, a := range out {
+		switch {
+		case !validName.MatchString(name):
+			return nil, fmt.Errorf("task aliases %s: alias %q: names use letters, digits, '.', '_' and '-'", file, name)
+		case a == nil || a.Folder == "":
+			return nil, fmt.Errorf("task aliases %s: alias %q names no benchmark_folder_name", file, name)
+		case !validName.MatchString(a.Folder):
+			return nil, fmt.Errorf("task aliases %s: alias %q: benchmark_folder_name %q is not a folder name", file, name, a.Folder)
+		}
+		if _, chained := out[a.Folder]; chained && a.Folder != name {
+			return nil, fmt.Errorf("task aliases %s: alias %q names %q, which is an alias itself: name a folder", file, name, a.Folder)
+		}
+	}
+	return out, nil
+}
+
 // metricInfo is what a task's scripts say about its score.
 type metricInfo struct {
 	metric    string

@@ -44,6 +44,15 @@ type Task struct {
 	Warnings []string
 	// Builtin is set for tasks shipped in the binary.
 	Builtin bool
+	// Source is where the task comes from: SourceBuiltin, or its folder
+	// under the tasks folder (not its prepared copy).
+	Source string
+	// AliasOf is the folder a tasks.json alias names; "" for a task that
+	// is no alias.
+	AliasOf string
+	// Prepare is set for a task whose folder has a scripts/prepare.py:
+	// Dir is then its prepared copy in the cache.
+	Prepare *Preparation
 }
 
 // Where a task's metric and direction come from.
@@ -69,11 +78,14 @@ type Catalog struct {
 	mu        sync.Mutex
 	extracted map[string]string // built-in name -> host dir
 	overrides map[string]string // task name -> task.yaml to read instead
+	prep      PrepareOptions
 }
 
 // NewCatalog serves the tasks of builtin (one folder per task at its root,
 // may be nil) and of dir (may be ""). Built-in tasks are written out under
-// cacheDir when first loaded, since sandboxes copy from host folders.
+// cacheDir when first loaded, since sandboxes copy from host folders; tasks
+// with a scripts/prepare.py are prepared under <cacheDir>/prepared unless
+// SetPrepare names another folder.
 func NewCatalog(builtin fs.FS, dir, cacheDir string) *Catalog {
 	return &Catalog{builtin: builtin, dir: dir, cacheDir: cacheDir, extracted: map[string]string{}, overrides: map[string]string{}}
 }
@@ -103,7 +115,8 @@ func (c *Catalog) OverrideConfig(task, file string) error {
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
-// Names lists the available tasks, sorted.
+// Names lists the available tasks, sorted: the task folders and the aliases
+// of the tasks folder's tasks.json.
 func (c *Catalog) Names() ([]string, error) {
 	seen := map[string]bool{}
 	if c.builtin != nil {
@@ -129,6 +142,13 @@ func (c *Catalog) Names() ([]string, error) {
 			}
 		}
 	}
+	aliases, err := c.aliases()
+	if err != nil {
+		return nil, err
+	}
+	for n := range aliases {
+		seen[n] = true
+	}
 	names := make([]string, 0, len(seen))
 	for n := range seen {
 		names = append(names, n)
@@ -146,26 +166,110 @@ func isTask(fsys fs.FS, name string) bool {
 	return err == nil
 }
 
-// Load finds a task by name and reads its metadata.
+// Load finds a task by name and reads its metadata. A task whose folder has
+// a scripts/prepare.py (and no scripts/prepared, MLAgentBench's mark of a
+// folder prepared already) is prepared first, once: Load returns its
+// prepared copy in the cache, running prepare.py when there is none. A name
+// that tasks.json makes an alias loads its folder with the alias's research
+// problem.
 func (c *Catalog) Load(ctx context.Context, name string) (*Task, error) {
+	return c.load(ctx, name, true)
+}
+
+// Describe reads a task's metadata as Load does, but never runs prepare.py:
+// it is for listing tasks. When the task needs preparing, Prepare says
+// whether it has been (Prepare.Done), and Dir is the prepared copy if so,
+// else the unprepared folder, which must not be served.
+func (c *Catalog) Describe(ctx context.Context, name string) (*Task, error) {
+	return c.load(ctx, name, false)
+}
+
+func (c *Catalog) load(ctx context.Context, name string, prepare bool) (*Task, error) {
 	if !validName.MatchString(name) {
 		return nil, fmt.Errorf("task name %q: %w (names use letters, digits, '.', '_' and '-')", name, ErrNotFound)
 	}
+	aliases, err := c.aliases()
+	if err != nil {
+		return nil, err
+	}
+	// As in MLAgentBench, tasks.json comes before the folders.
+	folder, alias := name, aliases[name]
+	if alias != nil {
+		folder = alias.Folder
+	}
 	c.mu.Lock()
 	override := c.overrides[name]
-	c.mu.Unlock()
-	if c.dir != "" && isTask(os.DirFS(c.dir), name) {
-		return loadDir(name, filepath.Join(c.dir, name), false, override)
+	if override == "" && alias != nil {
+		override = c.overrides[folder]
 	}
-	if c.builtin != nil && isTask(c.builtin, name) {
-		dir, err := c.extract(ctx, name)
-		if err != nil {
+	c.mu.Unlock()
+	src, builtin, source := c.source(folder)
+	if src == nil {
+		if alias != nil {
+			return nil, fmt.Errorf("task %q: %w: tasks.json in %s makes it an alias of %q, which is no task folder", name, ErrNotFound, c.dir, folder)
+		}
+		names, _ := c.Names()
+		return nil, fmt.Errorf("task %q: %w (available: %s)", name, ErrNotFound, strings.Join(names, ", "))
+	}
+	var dir string
+	var prep *Preparation
+	switch {
+	case needsPrepare(src) && prepare:
+		if prep, err = c.prepare(ctx, folder, src); err != nil {
 			return nil, err
 		}
-		return loadDir(name, dir, true, override)
+		dir = prep.Dir
+	case needsPrepare(src):
+		if prep, err = c.preparation(folder, src); err != nil {
+			return nil, err
+		}
+		dir = prep.Dir
 	}
-	names, _ := c.Names()
-	return nil, fmt.Errorf("task %q: %w (available: %s)", name, ErrNotFound, strings.Join(names, ", "))
+	if dir == "" || !prep.Done {
+		if builtin {
+			if dir, err = c.extract(ctx, folder); err != nil {
+				return nil, err
+			}
+		} else {
+			dir = filepath.Join(c.dir, folder)
+		}
+	}
+	t, err := loadDir(name, folder, dir, builtin, override)
+	if err != nil {
+		return nil, err
+	}
+	t.Source, t.Prepare = source, prep
+	if prep != nil && !builtin && t.MetricFrom == FromTaskYAML {
+		// The operator's file, not its copy in the cache.
+		t.ConfigFile = filepath.Join(c.dir, folder, "task.yaml")
+	}
+	if alias != nil {
+		if folder != name {
+			t.AliasOf = folder
+		}
+		if alias.Problem != "" {
+			t.Problem = strings.TrimSpace(alias.Problem)
+		}
+	}
+	return t, nil
+}
+
+// SourceBuiltin is the Source of a task shipped in the binary.
+const SourceBuiltin = "built-in"
+
+// source finds a task folder: in the tasks folder, which takes precedence,
+// or among the built-in tasks; src is nil when neither has it.
+func (c *Catalog) source(folder string) (src fs.FS, builtin bool, source string) {
+	if c.dir != "" && isTask(os.DirFS(c.dir), folder) {
+		dir := filepath.Join(c.dir, folder)
+		return os.DirFS(dir), false, dir
+	}
+	if c.builtin != nil && isTask(c.builtin, folder) {
+		if sub, err := fs.Sub(c.builtin, folder); err == nil {
+			return sub, true, SourceBuiltin
+		}
+	}
+	return nil, false, ""
 }
 
 // extract writes a built-in task to the cache once per catalog.
@@ -194,9 +298,10 @@ func (c *Catalog) extract(ctx context.Context, name string) (string, error) {
 	return dir, nil
 }
 
-// loadDir reads a task folder; override, when set, is read in place of the
-// folder's task.yaml.
-func loadDir(name, dir string, builtin bool, override string) (*Task, error) {
+// loadDir reads a task folder, the one called folder (which keys the
+// MLAgentBench table) for the task called name; override, when set, is read
+// in place of the folder's task.yaml.
+func loadDir(name, folder, dir string, builtin bool, override string) (*Task, error) {
 	problem, err := os.ReadFile(filepath.Join(dir, "scripts", "research_problem.txt"))
 	if err != nil {
 		return nil, fmt.Errorf("task %s: read research problem: %w", name, err)
@@ -224,7 +329,7 @@ func loadDir(name, dir string, builtin bool, override string) (*Task, error) {
 	if cfg.Metric == "" && cfg.Direction == "" {
 		// task.yaml, if any, says nothing of the metric: an MLAgentBench
 		// folder's own eval.py does, as recorded in the table.
-		if m, ok := mlagentbench[name]; ok {
+		if m, ok := mlagentbench[folder]; ok {
 			cfg.Metric, cfg.Direction = m.metric, m.direction
 			if m.timedBy != "" && cfg.TimedBy == "" {
 				cfg.Timed, cfg.TimedBy = true, m.timedBy

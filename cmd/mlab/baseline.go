@@ -5,30 +5,41 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/mlab/mlab/eval"
 	"github.com/mlab/mlab/sandbox"
+	"github.com/mlab/mlab/tasks"
 )
 
 func newBaselineCmd(c *common) *cobra.Command {
 	lf := &limitFlags{}
+	var runs int
 	cmd := &cobra.Command{
-		Use:   "baseline TASK...",
+		Use:   "baseline TASK...|all",
 		Short: "Measure and cache the baselines of tasks that state none, as mlab serve uses them, or show the cached ones",
-		Long: "For each task without a baseline in its task.yaml, measure the unmodified starter code " +
-			"(baseline_runs times, the median counts) and cache the result where mlab serve looks for it, " +
-			"so that no submission waits for it. A cached baseline is shown, not measured again; " +
-			"the cache key covers the task's files, the interpreter, the backend, its image, CPU and memory limits, and this machine.",
+		Long: "For each task without a baseline in its task.yaml, run the unmodified starter code " +
+			"--runs times (default: the task's baseline_runs, 1 unless it is timed) in a fresh sandbox each, score each run with the task's eval, " +
+			"and cache the mean of the scores with their spread (max - min) where mlab serve looks for it, so that no submission waits for it. " +
+			"A timed task's baseline is the median of its runs instead, which one run slowed by a busy moment does not move. " +
+			"The cached measurement is the task's baseline whatever its number of runs: it is shown, not measured again, " +
+			"unless --runs asks for another number, which measures anew and replaces it. " +
+			"The cache key covers the task's files, the interpreter, the backend, its image, CPU and memory limits, and this machine. " +
+			"A task that needs preparing is prepared first. TASK may be all.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := lf.validate(); err != nil {
 				return err
 			}
-			if len(args) == 1 {
+			if runs < 0 || runs > tasks.MaxBaselineRuns {
+				return fmt.Errorf("--runs %d: want 1 to %d", runs, tasks.MaxBaselineRuns)
+			}
+			if len(args) == 1 && args[0] != "all" {
 				c.oneTask = args[0]
 			}
 			e, err := c.env(cmd.Context())
@@ -37,12 +48,21 @@ func newBaselineCmd(c *common) *cobra.Command {
 			}
 			defer e.cleanup()
 			lf.apply(e)
+			names := args
+			if slices.Contains(args, "all") {
+				if len(args) > 1 {
+					return errors.New("name tasks or all, not both")
+				}
+				if names, err = e.catalog.Names(); err != nil {
+					return err
+				}
+			}
 			var failed []string
-			for i, name := range args {
+			for i, name := range names {
 				if i > 0 {
 					fmt.Fprintln(cmd.OutOrStdout())
 				}
-				if err := showBaseline(cmd.Context(), cmd.OutOrStdout(), e, name); err != nil {
+				if err := showBaseline(cmd.Context(), cmd.OutOrStdout(), e, name, runs); err != nil {
 					fmt.Fprintf(cmd.OutOrStdout(), "error:     %v\n", err)
 					failed = append(failed, name)
 				}
@@ -53,13 +73,14 @@ func newBaselineCmd(c *common) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().IntVar(&runs, "runs", 0, "how many times to run the starter code, in place of the task's baseline_runs; a cached baseline of another number of runs is measured anew")
 	lf.add(cmd.Flags(), c)
 	return cmd
 }
 
 // showBaseline prints task's baseline, measuring it first when it is
-// neither stated nor cached.
-func showBaseline(ctx context.Context, out io.Writer, e *env, name string) error {
+// neither stated nor cached (with runs runs, when runs is not 0).
+func showBaseline(ctx context.Context, out io.Writer, e *env, name string, runs int) error {
 	fmt.Fprintf(out, "task:      %s\n", name)
 	t, err := e.catalog.Load(ctx, name)
 	if err != nil {
@@ -78,19 +99,24 @@ func showBaseline(ctx context.Context, out io.Writer, e *env, name string) error
 		return err
 	}
 	how := "cached"
-	if !cached {
+	if !cached || (runs > 0 && len(m.Runs) != runs) {
 		start := time.Now()
-		if m, err = e.baselines.Get(ctx, t); err != nil {
+		if m, err = e.baselines.Measure(ctx, t, runs); err != nil {
 			return err
 		}
 		how = fmt.Sprintf("measured now, in %s", time.Since(start).Round(time.Millisecond))
 	}
 	fmt.Fprintf(out, "baseline:  %.6g (%s)\n", m.Score, how)
-	runs := make([]string, len(m.Runs))
-	for i, v := range m.Runs {
-		runs[i] = fmt.Sprintf("%.6g", v)
+	stat := fmt.Sprintf("%s of %d runs", m.Statistic, len(m.Runs))
+	if m.Statistic == eval.StatMedian {
+		stat += " (a timed task: the median, which one run slowed by a busy moment does not move)"
 	}
-	fmt.Fprintf(out, "runs:      %s\n", strings.Join(runs, " "))
+	fmt.Fprintf(out, "statistic: %s\n", stat)
+	scores := make([]string, len(m.Runs))
+	for i, v := range m.Runs {
+		scores[i] = fmt.Sprintf("%.6g", v)
+	}
+	fmt.Fprintf(out, "runs:      %s\n", strings.Join(scores, " "))
 	fmt.Fprintf(out, "spread:    %.6g\n", m.Spread)
 	if m.CacheFile != "" {
 		fmt.Fprintf(out, "cache:     %s\n", m.CacheFile)

@@ -24,16 +24,18 @@ import (
 
 // common holds the flags every command shares.
 type common struct {
-	tasksDir  string
-	python    string
-	runsDir   string
-	cacheDir  string
-	isolation string
-	logLevel  string
-	logFormat string
-	backend   string
-	image     string
-	gpus      string
+	tasksDir string
+	python   string
+	runsDir  string
+	cacheDir string
+	// prepareTimeout bounds one run of a task's scripts/prepare.py.
+	prepareTimeout time.Duration
+	isolation      string
+	logLevel       string
+	logFormat      string
+	backend        string
+	image          string
+	gpus           string
 	// workspaceMiB bounds workspaces (docker, and local as root); cpus
 	// bounds docker sandboxes.
 	workspaceMiB int64
@@ -61,7 +63,8 @@ func newRootCmd() *cobra.Command {
 	f.StringVar(&c.tasksDir, "tasks-dir", "", "folder of tasks in the MLAgentBench layout (<task>/env, <task>/scripts), added to the built-in tasks")
 	f.StringVar(&c.python, "python", defaultPython(), "Python interpreter that runs scripts and evals; it needs the tasks' packages")
 	f.StringVar(&c.runsDir, "runs-dir", "runs", "folder that receives one run log per episode")
-	f.StringVar(&c.cacheDir, "cache-dir", defaultCacheDir(), "folder for computed baselines")
+	f.StringVar(&c.cacheDir, "cache-dir", defaultCacheDir(), "folder for computed baselines and prepared tasks (<cache-dir>/prepared)")
+	f.DurationVar(&c.prepareTimeout, "prepare-timeout", tasks.DefaultPrepareTimeout, "time limit of one run of a task's scripts/prepare.py")
 	f.StringVar(&c.isolation, "isolation", string(local.IsolationAuto), "local sandbox isolation: auto (bubblewrap when it works), bwrap (required) or none")
 	f.StringVar(&c.logLevel, "log-level", "info", "log level (debug, info, warn, error); logs go to stderr")
 	f.StringVar(&c.logFormat, "log-format", "console", "log format: console (for people) or json (one object per line, for collectors)")
@@ -74,7 +77,7 @@ func newRootCmd() *cobra.Command {
 		"TASK=FILE: read FILE as TASK's task.yaml, in place of the task folder's own (for a folder you may not change) "+
 			"and over the built-in metric table of MLAgentBench tasks; repeatable, once per task. "+
 			"A bare FILE applies to the one task the command names (serve --task T, run --task T, baseline T)")
-	root.AddCommand(newServeCmd(c), newRunCmd(c), newTasksCmd(c), newBaselineCmd(c), newGCCmd(), newImageCmd(), newEpisodeCmd(), newResumeCmd(c))
+	root.AddCommand(newServeCmd(c), newRunCmd(c), newTasksCmd(c), newPrepareCmd(c), newBaselineCmd(c), newGCCmd(), newImageCmd(), newEpisodeCmd(), newResumeCmd(c))
 	return root
 }
 
@@ -116,7 +119,12 @@ func (c *common) logger() (zerolog.Logger, error) {
 // catalog serves the built-in tasks and --tasks-dir, with --task-config's
 // files in place of the tasks' own task.yaml.
 func (c *common) catalog(scratch string) (*tasks.Catalog, error) {
+	if c.prepareTimeout <= 0 {
+		return nil, fmt.Errorf("--prepare-timeout %s: want a positive duration, such as 30m", c.prepareTimeout)
+	}
 	cat := tasks.NewCatalog(benchmarks.FS(), c.tasksDir, scratch)
+	// Prepared tasks outlive the command, so that each is prepared once.
+	cat.SetPrepare(c.prepareOptions())
 	configs, err := c.parseTaskConfigs()
 	if err != nil {
 		return nil, err
@@ -127,6 +135,12 @@ func (c *common) catalog(scratch string) (*tasks.Catalog, error) {
 		}
 	}
 	return cat, nil
+}
+
+// prepareOptions say how tasks are prepared: into <cache-dir>/prepared,
+// with --python and --prepare-timeout, standard input closed.
+func (c *common) prepareOptions() tasks.PrepareOptions {
+	return tasks.PrepareOptions{Dir: filepath.Join(c.cacheDir, "prepared"), Python: c.python, Timeout: c.prepareTimeout}
 }
 
 type taskConfig struct{ task, file string }

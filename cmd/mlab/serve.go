@@ -244,7 +244,7 @@ func sessionReserve(c *common, sf *serveFlags, e *env) int64 {
 	return per
 }
 
-// servedTasks loads the tasks the server serves (the pinned one, or every
+// servedTasks describes the tasks the server serves (the pinned one, or every
 // task of the catalog) and logs their warnings; a broken task is logged and
 // left out.
 func servedTasks(ctx context.Context, e *env, pinned *tasks.Task) []*tasks.Task {
@@ -256,7 +256,9 @@ func servedTasks(ctx context.Context, e *env, pinned *tasks.Task) []*tasks.Task 
 		}
 		served = served[:0]
 		for _, n := range names {
-			t, err := e.catalog.Load(ctx, n)
+			// Described, not loaded: a task that needs preparing is
+			// prepared on first use, not all at start.
+			t, err := e.catalog.Describe(ctx, n)
 			if err != nil {
 				e.log.Warn().Err(err).Str("task", n).Msg("task cannot be loaded")
 				continue

@@ -22,6 +22,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
@@ -180,6 +181,10 @@ func (p *Provider) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandb
 	defer cancel()
 	created, err := p.opts.Client.ContainerCreate(cctx, cfg, host, nil, nil, "")
 	if err != nil {
+		// A request cut short (a shutdown cancelling ctx) may still have
+		// made the container on the engine's side, with no ID given back:
+		// it is found by its workspace label and removed.
+		p.removeCreated(dir)
 		s.removeWorkspace()
 		return nil, fmt.Errorf("create container from %s: %w", cfg.Image, err)
 	}
@@ -203,6 +208,25 @@ func (p *Provider) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandb
 		}
 	}
 	return s, nil
+}
+
+// removeCreated removes any container made for the workspace dir, on a
+// context of its own: the create request's may be the one cancelled.
+func (p *Provider) removeCreated(dir string) {
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	list, err := p.opts.Client.ContainerList(ctx, container.ListOptions{
+		All: true, Filters: filters.NewArgs(filters.Arg("label", LabelWorkspace+"="+dir)),
+	})
+	if err != nil {
+		p.opts.Logger.Warn().Err(err).Str("workspace", dir).Msg("look for a container whose create was cut short")
+		return
+	}
+	for _, c := range list {
+		if err := p.opts.Client.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
+			p.opts.Logger.Warn().Err(err).Str("container", shortID(c.ID)).Msg("remove a container whose create was cut short")
+		}
+	}
 }
 
 // findCgroup locates the container's cgroup and checks that the server may

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,7 +14,9 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
 
 	"github.com/mlab/mlab/internal/forktest"
@@ -446,5 +449,34 @@ func TestNamespacePid(t *testing.T) {
 		if _, ok := namespacePid(bad); ok {
 			t.Errorf("namespacePid(%d) succeeded", bad)
 		}
+	}
+}
+
+// lostCreate is an engine whose create request is cut short after the
+// engine made the container: the caller gets an error and no ID.
+type lostCreate struct{ API }
+
+func (l lostCreate) ContainerCreate(ctx context.Context, config *container.Config, host *container.HostConfig, net *network.NetworkingConfig, platform *ocispec.Platform, name string) (container.CreateResponse, error) {
+	if _, err := l.API.ContainerCreate(ctx, config, host, net, platform, name); err != nil {
+		return container.CreateResponse{}, err
+	}
+	return container.CreateResponse{}, context.Canceled
+}
+
+// TestCreateCutShort: a container made by a create request whose answer was
+// lost (a shutdown cancelling it) is found and removed, not leaked.
+func TestCreateCutShort(t *testing.T) {
+	p, cli := newProvider(t, Options{})
+	p.opts.Client = lostCreate{cli}
+	if _, err := p.Create(t.Context(), sandbox.Spec{Run: "cut-short"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("create: %v, want the cancellation", err)
+	}
+	list, err := cli.ContainerList(t.Context(), container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("label", LabelRun+"=cut-short"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 0 {
+		t.Errorf("%d containers of the cut-short create are left", len(list))
 	}
 }

@@ -197,6 +197,10 @@ type jailConfig struct {
 // themselves have none. Without root, the user namespace maps only the
 // server's own uid, and init keeps CAP_SYS_ADMIN inside it for the pid
 // namespace of each exec.
+// systemDirs are the host folders bound read-only into every jail (those
+// of them that are not symlinks into /usr), /usr first.
+var systemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
+
 func bwrapArgs(c jailConfig) []string {
 	args := []string{
 		// No cgroup namespace: init puts each exec in a cgroup outside the
@@ -212,7 +216,7 @@ func bwrapArgs(c jailConfig) []string {
 			"--cap-add", "CAP_SYS_ADMIN")
 	}
 	args = append(args, "--ro-bind", "/usr", "/usr")
-	for _, d := range []string{"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} {
+	for _, d := range systemDirs[1:] {
 		target, err := os.Readlink(d)
 		switch {
 		case err == nil:

@@ -370,7 +370,7 @@ for pid in os.listdir('/proc'):
         cmd = open('/proc/%s/cmdline' % pid, 'rb').read()
     except OSError:
         continue
-    if b'mlab-init' not in cmd:
+    if b'`+initArg+`' not in cmd:
         continue
     found.append(pid)
     try:

@@ -25,7 +25,8 @@ import (
 // building a new jail.
 const initArg = "mlab-jail-init"
 
-// initFD is the socket the server talks to init over; the cgroup files follow.
+// initFD is the socket the server talks to init over; the cgroup files
+// follow, then the binary init was executed from.
 const initFD = 3
 
 func init() {
@@ -45,6 +46,9 @@ type initConfig struct {
 	UID, GID int
 	// Cgroups is how many cgroup.procs files follow the socket.
 	Cgroups int
+	// ExeFD is the descriptor of init's own binary, which bwrap executed;
+	// init closes it before anything else, so no script finds it open.
+	ExeFD int
 	// Rlimits are set on init itself, so every process it forks inherits them.
 	Rlimits []rlimit
 }
@@ -85,6 +89,11 @@ func runInit(cfgText string) error {
 	var cfg initConfig
 	if err := json.Unmarshal([]byte(cfgText), &cfg); err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	if cfg.ExeFD > initFD {
+		if err := unix.Close(cfg.ExeFD); err != nil {
+			return fmt.Errorf("close own binary: %w", err)
+		}
 	}
 	// Join the sandbox's cgroups before anything is forked, so nothing ever
 	// runs outside the limits.

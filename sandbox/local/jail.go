@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,9 +16,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// jailInit is where the init binary is bound, read-only, inside the jail.
-const jailInit = "/.mlab-init"
 
 // errJailDied is returned by Exec when the jail's init is gone.
 var errJailDied = errors.New("sandbox jail died")
@@ -45,9 +43,11 @@ type jail struct {
 	stderr  *tailBuffer
 }
 
-// startJail starts bwrap with argv (ending in the init binary's path) and
-// waits until init has joined the cgroups and is ready for requests.
-func startJail(argv []string, cfg initConfig, cgroupFiles []*os.File) (*jail, error) {
+// startJail starts bwrap with argv (its options, up to the command) running
+// the init binary exe, and waits until init has joined the cgroups and is
+// ready for requests. bwrap executes exe through the descriptor it inherits,
+// so the binary is never mounted in the jail.
+func startJail(argv []string, exe *os.File, cfg initConfig, cgroupFiles []*os.File) (*jail, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("jail socket: %w", err)
@@ -60,6 +60,8 @@ func startJail(argv []string, cfg initConfig, cgroupFiles []*os.File) (*jail, er
 		return nil, fmt.Errorf("jail socket: %w", err)
 	}
 	cfg.Cgroups = len(cgroupFiles)
+	cfg.ExeFD = initFD + 1 + len(cgroupFiles)
+	argv = append(slices.Clone(argv), "--", exeFDPath(cfg.ExeFD))
 	cfgText, err := json.Marshal(cfg)
 	if err != nil {
 		c.Close()
@@ -69,7 +71,7 @@ func startJail(argv []string, cfg initConfig, cgroupFiles []*os.File) (*jail, er
 	cmd := exec.Command(argv[0], append(argv[1:], initArg, string(cfgText))...)
 	cmd.Env = []string{"MLAB_JAIL_INIT=1"}
 	cmd.Stderr = j.stderr
-	cmd.ExtraFiles = append([]*os.File{theirs}, cgroupFiles...)
+	cmd.ExtraFiles = append(append([]*os.File{theirs}, cgroupFiles...), exe)
 	// Its own process group, so that a signal to the server's group does not
 	// reach it; Pdeathsig so that it dies with a crashed server.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

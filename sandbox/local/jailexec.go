@@ -282,8 +282,13 @@ func (s *Sandbox) startJail(extra []string) (*jail, error) {
 	for _, d := range extra {
 		argv = append(argv, "--ro-bind", d, d)
 	}
-	argv = append(argv, "--ro-bind", p.exe, jailInit)
-	argv = append(append(argv, sealRoot...), "--", jailInit)
+	argv = append(argv, maskArgs(p.exeCopies, append(slices.Clone(systemDirs), extra...))...)
+	argv = append(argv, sealRoot...)
+	exe, err := openExe()
+	if err != nil {
+		return nil, err
+	}
+	defer exe.Close()
 
 	l := s.limits
 	cfg := initConfig{UID: -1, GID: -1, Rlimits: []rlimit{
@@ -306,7 +311,7 @@ func (s *Sandbox) startJail(extra []string) (*jail, error) {
 		// count otherwise.
 		cfg.Rlimits = append(cfg.Rlimits, rlimit{unix.RLIMIT_NPROC, uint64(l.Processes)})
 	}
-	j, err := startJail(argv, cfg, cgroupFiles)
+	j, err := startJail(argv, exe, cfg, cgroupFiles)
 	if err != nil {
 		return nil, err
 	}

@@ -75,7 +75,7 @@ type Provider struct {
 	// and workspaces are size-capped tmpfs mounts.
 	privileged bool
 	cgroups    *cgroupRoot // nil: limits fall back to rlimits
-	exe        string      // this binary, the jails' init
+	exeCopies  []string    // paths of this binary, hidden in jails that bind them
 	log        zerolog.Logger
 
 	mu          sync.Mutex
@@ -116,9 +116,16 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("find own binary for the jail's init: %w", err)
+		return nil, fmt.Errorf("find own binary: %w", err)
 	}
-	p.exe = exe
+	copies, unfound, err := binaryCopies(exe)
+	if err != nil {
+		return nil, err
+	}
+	p.exeCopies = copies
+	if unfound {
+		opts.Logger.Warn().Str("binary", exe).Msg("this binary has hard links that were not found: if one lies under /usr, scripts can read it, and with it the built-in tasks' hidden answers")
+	}
 	p.privileged = os.Geteuid() == 0
 	path, err := probeBwrap(ctx)
 	if err != nil {

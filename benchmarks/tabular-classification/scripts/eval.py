@@ -8,6 +8,7 @@ Only the standard library is used, so scoring does not depend on the agent's
 environment.
 """
 import csv
+import math
 import os
 
 ANSWERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "answers.csv")
@@ -26,7 +27,7 @@ def _parse_int(text, what, line_no):
         value = float(text)
     except ValueError:
         value = float("nan")
-    if value != value or value != int(value):  # NaN or fractional
+    if not math.isfinite(value) or value != int(value):  # NaN, infinite or fractional
         raise ValueError(f"{SUBMISSION_NAME} line {line_no}: {what} {text!r} is not an integer")
     return int(value)
 
