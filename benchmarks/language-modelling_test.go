@@ -1,15 +1,19 @@
 package benchmarks_test
 
 import (
+	"archive/zip"
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"hash/fnv"
+	"fmt"
+	"index/suffixarray"
 	"io/fs"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
@@ -20,31 +24,34 @@ import (
 	"github.com/mlab/mlab/tasks"
 )
 
-// The language-modelling task's text: the Python standard library's sources,
-// which every sandbox can read.
 const (
-	lmStdlib   = "/usr/lib/python3.11"
-	lmName     = "language-modelling"
-	lmSegments = 64
-	lmSegChars = 640
-	lmWindow   = 32
-	lmDistinct = 8
+	lmName = "language-modelling"
+	// lmStdlib holds the sources prepare.py draws its templates from, which
+	// every sandbox can read.
+	lmStdlib       = "/usr/lib/python3.11"
+	lmContexts     = 4000
+	lmContextChars = 512
+	// lmMaxMatch bounds the suffixes the lookup attack searches for: longer
+	// ones pin a place in the sources no better.
+	lmMaxMatch = 64
 )
 
-// lmKey is what prepare.py writes to scripts/key.json for these tests: the
-// secret substitution and the files of each split.
-type lmKey struct {
-	Substitution map[string]string `json:"substitution"`
-	TrainFiles   []string          `json:"train_files"`
-	TestFiles    []string          `json:"test_files"`
-}
+// lmAlphabet is the task's ALPHABET: newline, form feed and printable ASCII.
+var lmAlphabet = func() string {
+	var b strings.Builder
+	b.WriteString("\n\f")
+	for c := byte(32); c < 127; c++ {
+		b.WriteByte(c)
+	}
+	return b.String()
+}()
 
 // lmPrepared is a prepared copy of the task with its data read in.
 type lmPrepared struct {
-	task        *tasks.Task
-	key         lmKey
-	train, test string
-	decode      map[byte]byte // the inverse substitution
+	task         *tasks.Task
+	train, valid string
+	contexts     []string
+	answers      []string // the hidden next characters, from scripts/
 }
 
 func lmPrepare(t *testing.T) lmPrepared {
@@ -52,7 +59,7 @@ func lmPrepare(t *testing.T) lmPrepared {
 	if _, err := os.Stat(filepath.Join(lmStdlib, "os.py")); err != nil {
 		t.Skipf("the Python 3.11 standard library is not installed: %v", err)
 	}
-	p := lmPrepared{task: tabularTask(t, lmName), decode: map[byte]byte{}}
+	p := lmPrepared{task: tabularTask(t, lmName)}
 	read := func(path string) string {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -60,102 +67,20 @@ func lmPrepare(t *testing.T) lmPrepared {
 		}
 		return string(b)
 	}
-	if err := json.Unmarshal([]byte(read(filepath.Join(p.task.ScriptsDir(), "key.json"))), &p.key); err != nil {
-		t.Fatalf("key.json: %v", err)
-	}
-	for plain, coded := range p.key.Substitution {
-		if len(plain) != 1 || len(coded) != 1 {
-			t.Fatalf("key.json maps %q to %q", plain, coded)
-		}
-		p.decode[coded[0]] = plain[0]
-	}
 	p.train = read(filepath.Join(p.task.EnvDir(), "train.txt"))
-	p.test = read(filepath.Join(p.task.ScriptsDir(), "test.txt"))
+	p.valid = read(filepath.Join(p.task.EnvDir(), "valid.txt"))
+	if err := json.Unmarshal([]byte(read(filepath.Join(p.task.EnvDir(), "test_contexts.json"))), &p.contexts); err != nil {
+		t.Fatalf("test_contexts.json: %v", err)
+	}
+	if err := json.Unmarshal([]byte(read(filepath.Join(p.task.ScriptsDir(), "answers.json"))), &p.answers); err != nil {
+		t.Fatalf("answers.json: %v", err)
+	}
 	return p
 }
 
-func (p lmPrepared) decoded(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		b[i] = p.decode[c]
-	}
-	return string(b)
-}
-
-// lmRawCorpus is every .py file under the stdlib folder, as an attacker in
-// the sandbox would read them, keyed by path relative to that folder.
-func lmRawCorpus(t *testing.T) map[string]string {
-	t.Helper()
-	files := map[string]string{}
-	err := filepath.WalkDir(lmStdlib, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".py") {
-			return nil // unreadable corners do not matter
-		}
-		b, err := os.ReadFile(path)
-		if err == nil {
-			rel, _ := filepath.Rel(lmStdlib, path)
-			files[rel] = string(b)
-		}
-		return nil
-	})
-	if err != nil || len(files) < 100 {
-		t.Fatalf("read %s: %d files, %v", lmStdlib, len(files), err)
-	}
-	return files
-}
-
-func lmHash(s string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(s))
-	return h.Sum64()
-}
-
-// lmWindowHits counts the windows of the held-out passages in text (every
-// lmWindow characters long, at every offset within a passage) that occur
-// verbatim somewhere in corpus. Only windows of at least lmDistinct
-// different characters count: runs of indentation are found anywhere and
-// tell nothing. (A substitution keeps the number of different characters,
-// so every decoding of the text counts the same windows.)
-func lmWindowHits(text string, corpus map[string]string) (hits, total int) {
-	want := map[uint64]int{}
-	for p := 0; p+lmSegChars <= len(text); p += lmSegChars {
-		for i := p; i+lmWindow <= p+lmSegChars; i++ {
-			w := text[i : i+lmWindow]
-			var seen [256]bool
-			distinct := 0
-			for j := 0; j < len(w); j++ {
-				if !seen[w[j]] {
-					seen[w[j]] = true
-					distinct++
-				}
-			}
-			if distinct < lmDistinct {
-				continue
-			}
-			want[lmHash(w)]++
-			total++
-		}
-	}
-	found := map[uint64]bool{}
-	for _, src := range corpus {
-		for i := 0; i+lmWindow <= len(src); i++ {
-			if h := lmHash(src[i : i+lmWindow]); want[h] > 0 {
-				found[h] = true
-			}
-		}
-	}
-	for h := range found {
-		hits += want[h]
-	}
-	return hits, total
-}
-
 // TestLanguageModellingData checks what prepare.py gives the agent (the
-// starter code, train.txt and the alphabet, nothing else), that the
-// held-out text is as the eval and the research problem describe it, and
-// that the split is what it claims: with the secret key, train.txt decodes
-// to exactly the training files, each held-out passage comes from a
-// held-out file, and no file is on both sides.
+// starter code and the three data files, nothing else) and that the data is
+// as the research problem describes it.
 func TestLanguageModellingData(t *testing.T) {
 	p := lmPrepare(t)
 	entries, err := os.ReadDir(p.task.EnvDir())
@@ -166,227 +91,264 @@ func TestLanguageModellingData(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if want := []string{"alphabet.json", "predict.py", "train.py", "train.txt"}; !slices.Equal(names, want) {
+	if want := []string{"test_contexts.json", "train.py", "train.txt", "valid.txt"}; !slices.Equal(names, want) {
 		t.Errorf("env/ holds %v, want exactly %v", names, want)
 	}
-	var alphabet []string
-	raw, err := os.ReadFile(filepath.Join(p.task.EnvDir(), "alphabet.json"))
-	if err == nil {
-		err = json.Unmarshal(raw, &alphabet)
+	inAlphabet := func(s string) bool {
+		return strings.IndexFunc(s, func(r rune) bool { return !strings.ContainsRune(lmAlphabet, r) }) < 0
 	}
-	if err != nil {
-		t.Fatalf("alphabet.json: %v", err)
-	}
-	wantAlphabet := []string{"\t", "\n"}
-	for c := 32; c < 127; c++ {
-		wantAlphabet = append(wantAlphabet, string(rune(c)))
-	}
-	sort.Strings(wantAlphabet)
-	if !slices.Equal(alphabet, wantAlphabet) {
-		t.Errorf("alphabet.json is %q, want printable ASCII, tab and newline in order", alphabet)
-	}
-	// The substitution is a bijection of the alphabet that moves nearly
-	// every character.
-	images, fixed := map[string]bool{}, 0
-	for plain, coded := range p.key.Substitution {
-		images[coded] = true
-		if plain == coded {
-			fixed++
+	for _, f := range []struct {
+		name     string
+		text     string
+		minChars int
+	}{{"train.txt", p.train, 3_900_000}, {"valid.txt", p.valid, 190_000}} {
+		if len(f.text) < f.minChars || !strings.HasPrefix(f.text, "\f") || !inAlphabet(f.text) {
+			t.Errorf("%s: %d characters, starts with %q, all in the alphabet: %v; want at least %d, a form feed, true",
+				f.name, len(f.text), f.text[:min(len(f.text), 10)], inAlphabet(f.text), f.minChars)
 		}
 	}
-	if len(p.key.Substitution) != len(alphabet) || len(images) != len(alphabet) || fixed > 5 {
-		t.Errorf("substitution: %d characters onto %d, %d left in place", len(p.key.Substitution), len(images), fixed)
+	if len(p.contexts) != lmContexts || len(p.answers) != lmContexts {
+		t.Fatalf("%d contexts and %d answers, want %d of each", len(p.contexts), len(p.answers), lmContexts)
 	}
-	if len(p.test) != lmSegments*lmSegChars {
-		t.Fatalf("test.txt has %d characters, want %d", len(p.test), lmSegments*lmSegChars)
-	}
-	if len(p.train) < 4_000_000 {
-		t.Errorf("train.txt has only %d characters", len(p.train))
-	}
-
-	for _, f := range p.key.TestFiles {
-		if slices.Contains(p.key.TrainFiles, f) {
-			t.Errorf("%s is in both splits", f)
+	atStart := 0
+	for i, c := range p.contexts {
+		a := p.answers[i]
+		// A context is one module's text: a form feed only at its start,
+		// where it reaches back to the module's start, and then at least
+		// the 15 characters the research problem promises.
+		ff := strings.LastIndexByte(c, '\f')
+		switch {
+		case len(c) == 0 || len(c) > lmContextChars || !inAlphabet(c):
+			t.Errorf("context %d: %d characters (want 1..%d, all in the alphabet): %q", i, len(c), lmContextChars, c)
+		case ff > 0 || (ff < 0 && len(c) < lmContextChars) || (ff == 0 && len(c) < 16):
+			t.Errorf("context %d: a form feed at %d of %d characters", i, ff, len(c))
+		case len(a) != 1 || !strings.Contains(lmAlphabet, a) || a == "\f":
+			t.Errorf("answer %d is %q, want one character of the alphabet other than the form feed", i, a)
+		}
+		if ff == 0 {
+			atStart++
 		}
 	}
-	raw2 := lmRawCorpus(t)
-	var plainTrain strings.Builder
-	for _, f := range p.key.TrainFiles {
-		plainTrain.WriteString(raw2[f])
-	}
-	if p.decoded(p.train) != plainTrain.String() {
-		t.Fatal("train.txt does not decode to the training files, in order")
-	}
-	heldOut := map[string]string{}
-	for _, f := range p.key.TestFiles {
-		heldOut[f] = raw2[f]
-	}
-	for i := range lmSegments {
-		passage := p.decoded(p.test[i*lmSegChars : (i+1)*lmSegChars])
-		from := ""
-		for f, src := range heldOut {
-			if strings.Contains(src, passage) {
-				from = f
-				break
-			}
-		}
-		if from == "" {
-			t.Errorf("held-out passage %d is in no held-out file", i)
-		}
-		if strings.Contains(plainTrain.String(), passage) {
-			t.Errorf("held-out passage %d (from %s) also occurs in the training text", i, from)
-		}
+	// Hidden positions are spread over whole modules, so most contexts are
+	// full length and some reach back to the start.
+	if atStart < lmContexts/20 || atStart > lmContexts/2 {
+		t.Errorf("%d of %d contexts reach back to their module's start", atStart, lmContexts)
 	}
 }
 
-// TestHostileLanguageModellingLookup plays an agent that looks the held-out
-// text up among the stdlib sources it can read: the passages do not occur
-// in them as they are, nor after inverting the substitution as well as
-// character frequencies allow (each character of train.txt taken for the
-// stdlib character of the same frequency rank). Decoded with the true key,
-// the same count finds every window, which shows the count would catch a
-// leak.
-func TestHostileLanguageModellingLookup(t *testing.T) {
-	p := lmPrepare(t)
-	corpus := lmRawCorpus(t)
+// lmLookup predicts a context's next character the way an attacker who
+// searches a corpus would: it finds the longest suffix of the context
+// (up to lmMaxMatch characters) that occurs in the corpus and takes the
+// character that most often follows it there.
+type lmLookup struct {
+	corpus []byte
+	index  *suffixarray.Index
+}
 
-	truth, total := lmWindowHits(p.decoded(p.test), corpus)
-	if truth != total {
-		t.Fatalf("decoded with the true key, only %d of %d windows are found in the stdlib: the count is broken", truth, total)
-	}
-	asIs, _ := lmWindowHits(p.test, corpus)
+func newLMLookup(corpus []byte) lmLookup {
+	return lmLookup{corpus: corpus, index: suffixarray.New(corpus)}
+}
 
-	rank := func(text func(yield func(string) bool)) []byte {
-		var counts [256]int
-		for s := range text {
-			for i := 0; i < len(s); i++ {
-				counts[s[i]]++
-			}
-		}
-		var chars []byte
-		for c := range 256 {
-			if counts[c] > 0 {
-				chars = append(chars, byte(c))
-			}
-		}
-		sort.SliceStable(chars, func(i, j int) bool { return counts[chars[i]] > counts[chars[j]] })
-		return chars
-	}
-	codedRank := rank(func(yield func(string) bool) { yield(p.train) })
-	plainRank := rank(func(yield func(string) bool) {
-		for _, s := range corpus {
-			if !yield(s) {
-				return
-			}
-		}
-	})
-	guess := map[byte]byte{}
-	for i, c := range codedRank {
-		if i < len(plainRank) {
-			guess[c] = plainRank[i]
+func (l lmLookup) predict(ctx string) (byte, bool) {
+	// A suffix that occurs has all its shorter suffixes occur too, so the
+	// longest is found by bisection.
+	lo, hi := 0, min(len(ctx), lmMaxMatch)
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if len(l.index.Lookup([]byte(ctx[len(ctx)-mid:]), 1)) > 0 {
+			lo = mid
+		} else {
+			hi = mid - 1
 		}
 	}
-	b := []byte(p.test)
+	if lo == 0 {
+		return 0, false
+	}
+	var votes [256]int
+	for _, i := range l.index.Lookup([]byte(ctx[len(ctx)-lo:]), 1000) {
+		if j := i + lo; j < len(l.corpus) {
+			votes[l.corpus[j]]++
+		}
+	}
+	best := 0
+	for c := range votes {
+		if votes[c] > votes[best] {
+			best = c
+		}
+	}
+	return byte(best), votes[best] > 0
+}
+
+// accuracy is the share of contexts whose next character the lookup names.
+func (l lmLookup) accuracy(contexts, answers []string) float64 {
 	right := 0
-	for i, c := range b {
-		b[i] = guess[c]
-		if b[i] == p.decode[c] {
+	for i, c := range contexts {
+		if got, ok := l.predict(c); ok && string(got) == answers[i] {
 			right++
 		}
 	}
-	byRank, _ := lmWindowHits(string(b), corpus)
-	t.Logf("%d windows of %d characters: %d found as they are, %d after frequency-rank decoding (which gets %.0f%% of characters right), %d with the true key",
-		total, lmWindow, asIs, byRank, 100*float64(right)/float64(len(b)), truth)
-	// A handful could match by chance; a real leak finds most windows.
-	if limit := total / 1000; asIs > limit || byRank > limit {
-		t.Errorf("lookup finds %d (as they are) and %d (frequency-rank decoded) of %d held-out windows, want at most %d", asIs, byRank, total, limit)
+	return float64(right) / float64(len(contexts))
+}
+
+// TestHostileLanguageModellingLookup plays an agent that looks the hidden
+// characters up in the standard library's sources, which the sandbox can
+// read and from which the text was made. It names no more of them than the
+// same lookup in train.txt, the agent's own training text, does: the
+// sources tell nothing about the hidden modules beyond what training on the
+// task's data teaches. The same lookup names nearly every next character of
+// contexts cut from the sources themselves, which shows it would catch held-
+// out text that is on the system.
+func TestHostileLanguageModellingLookup(t *testing.T) {
+	p := lmPrepare(t)
+	var corpus bytes.Buffer
+	var files []string
+	err := filepath.WalkDir(lmStdlib, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".py") {
+			return nil // unreadable corners do not matter
+		}
+		b, err := os.ReadFile(path)
+		if err == nil {
+			corpus.Write(b)
+			corpus.WriteByte(0) // no match runs across files
+			files = append(files, string(b))
+		}
+		return nil
+	})
+	if err != nil || len(files) < 100 {
+		t.Fatalf("read %s: %d files, %v", lmStdlib, len(files), err)
+	}
+	stdlib := newLMLookup(corpus.Bytes())
+	train := newLMLookup([]byte(p.train))
+
+	// The control: held-out text that is on the system.
+	rng := rand.New(rand.NewPCG(1, 2))
+	var leaked, leakedAnswers []string
+	for len(leaked) < 1000 {
+		f := files[rng.IntN(len(files))]
+		if len(f) < 2*lmContextChars {
+			continue
+		}
+		pos := lmContextChars + rng.IntN(len(f)-lmContextChars)
+		leaked = append(leaked, f[pos-lmContextChars:pos])
+		leakedAnswers = append(leakedAnswers, f[pos:pos+1])
+	}
+	control := stdlib.accuracy(leaked, leakedAnswers)
+
+	fromStdlib := stdlib.accuracy(p.contexts, p.answers)
+	fromTrain := train.accuracy(p.contexts, p.answers)
+	t.Logf("lookup names %.1f%% of the hidden characters in the stdlib sources, %.1f%% in train.txt; %.1f%% of the next characters of text cut from the sources",
+		100*fromStdlib, 100*fromTrain, 100*control)
+	if control < 0.95 {
+		t.Fatalf("the lookup names only %.1f%% of the next characters of text that is in the sources: the attack is broken", 100*control)
+	}
+	if fromStdlib > fromTrain+0.01 || fromStdlib > 0.8 {
+		t.Errorf("the stdlib sources name %.1f%% of the hidden characters, more than train.txt's %.1f%%: they leak the held-out text",
+			100*fromStdlib, 100*fromTrain)
 	}
 }
 
-// TestHostileLanguageModellingEval scores submissions through the hidden
-// eval, the way the server does: one whose model tries to read the held-out
-// text from the eval's own folder and would predict it perfectly if it
-// could (it must get exactly the uniform model's score), and malformed ones,
+// lmNPY encodes a 2-D little-endian array in numpy's .npy format (version
+// 1.0): the submission format, written without numpy.
+func lmNPY(descr string, rows, cols int, data []byte) []byte {
+	header := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': (%d, %d), }", descr, rows, cols)
+	// Magic (6), version (2), header length (2), then the header padded
+	// with spaces to a multiple of 64 bytes, ending in a newline.
+	pad := 64 - (10+len(header)+1)%64
+	header += strings.Repeat(" ", pad%64) + "\n"
+	var b bytes.Buffer
+	b.WriteString("\x93NUMPY\x01\x00")
+	binary.Write(&b, binary.LittleEndian, uint16(len(header)))
+	b.WriteString(header)
+	b.Write(data)
+	return b.Bytes()
+}
+
+// lmFloats is a rows x 97 float64 .npy whose entry (i, k) is value(i, k).
+func lmFloats(rows int, value func(i, k int) float64) []byte {
+	data := make([]byte, 0, rows*len(lmAlphabet)*8)
+	for i := range rows {
+		for k := range len(lmAlphabet) {
+			data = binary.LittleEndian.AppendUint64(data, math.Float64bits(value(i, k)))
+		}
+	}
+	return lmNPY("<f8", rows, len(lmAlphabet), data)
+}
+
+// TestLanguageModellingEval scores submissions through the hidden eval, the
+// way the server does: valid ones with known scores, and malformed ones,
 // each rejected with a message that names the fault.
-func TestHostileLanguageModellingEval(t *testing.T) {
+func TestLanguageModellingEval(t *testing.T) {
 	p := lmPrepare(t)
 	provider, err := local.New(t.Context(), local.Options{Root: t.TempDir(), Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	scorer := &eval.Scorer{Provider: provider, Python: "/usr/bin/python3"}
-	const uniform = `
-import numpy as np
-class M:
-    def start(self, n): self.n = n
-    def predict(self): return np.full((self.n, 97), 1 / 97)
-    def observe(self, chars): pass
-`
-	// The cheat tries every way to the eval's folder it knows; with the
-	// text it would give the true next character probability 1.
-	const cheat = `
-import json, os
-import numpy as np
-ALPHABET = json.load(open("alphabet.json"))
-def steal():
-    here = os.getcwd()
-    paths = ["../scripts/test.txt", os.path.join(os.path.dirname(here), "scripts", "test.txt"),
-             "/proc/%d/cwd/test.txt" % os.getppid()]
-    try:
-        os.symlink("../scripts", "link")
-        paths.append("link/test.txt")
-    except OSError:
-        pass
-    for p in paths:
-        try:
-            with open(p) as f:
-                return f.read()
-        except OSError:
-            pass
-class M:
-    def __init__(self): self.text = steal()
-    def start(self, n): self.n, self.t = n, 0
-    def predict(self):
-        if self.text is None:
-            return np.full((self.n, 97), 1 / 97)
-        p = np.zeros((self.n, 97))
-        for i in range(self.n):
-            p[i, ALPHABET.index(self.text[i * 640 + self.t])] = 1
-        return p
-    def observe(self, chars): self.t += 1
-def load(folder): return M()
-`
+	n, v := lmContexts, len(lmAlphabet)
+	answer := make([]int, n)
+	for i, a := range p.answers {
+		answer[i] = strings.Index(lmAlphabet, a)
+	}
+	zip1 := func() []byte {
+		var b bytes.Buffer
+		w := zip.NewWriter(&b)
+		f, _ := w.Create("arr_0.npy")
+		f.Write(lmFloats(n, func(int, int) float64 { return 0 }))
+		w.Close()
+		return b.Bytes()
+	}
+	float32s := make([]byte, 4*n*v) // all zeros: the uniform model
 	cases := []struct {
-		name    string
-		predict string // "" for no predict.py
-		raised  string // "" for a valid submission
-		msg     string
+		name   string
+		npy    []byte // nil for no submission.npy
+		want   float64
+		raised string // "" for a valid submission
+		msg    string
 	}{
-		{name: "uniform", predict: uniform + "def load(folder): return M()\n"},
-		{name: "cheat", predict: cheat},
-		{name: "no predict.py", raised: "FileNotFoundError", msg: "predict.py not found"},
-		{name: "ones everywhere", predict: strings.Replace(uniform, "1 / 97", "1.0", 1) + "def load(folder): return M()\n",
-			raised: "ValueError", msg: "sums to 97.000000, not 1"},
-		{name: "negative", predict: uniform + "def load(folder):\n    m = M()\n    m.predict = lambda: np.tile(np.r_[-0.01, 1.01, np.zeros(95)], (m.n, 1))\n    return m\n",
-			raised: "ValueError", msg: "negative probabilities"},
-		{name: "nan", predict: strings.Replace(uniform, "1 / 97", "np.nan", 1) + "def load(folder): return M()\n",
-			raised: "ValueError", msg: "NaN or infinite"},
-		{name: "wrong shape", predict: strings.Replace(uniform, "(self.n, 97)", "(self.n, 96)", 1) + "def load(folder): return M()\n",
-			raised: "RuntimeError", msg: "want (64, 97)"},
-		{name: "no load", predict: uniform, raised: "RuntimeError", msg: "does not define a function load(folder)"},
+		{name: "uniform float32", npy: lmNPY("<f4", n, v, float32s), want: math.Log2(97)},
+		// Unnormalised rows are normalised: any constant row is uniform.
+		{name: "uniform unnormalised", npy: lmFloats(n, func(int, int) float64 { return -3 }), want: math.Log2(97)},
+		// Row i is column answer[i] of the hidden characters, so a
+		// submission that knows them scores (nearly) zero.
+		{name: "knows the answers", npy: lmFloats(n, func(i, k int) float64 {
+			if k == answer[i] {
+				return 60
+			}
+			return 0
+		}), want: 0},
+		// A half-and-half model: each row gives its true character and one
+		// other character half the probability each, so exactly one bit.
+		{name: "one bit", npy: lmFloats(n, func(i, k int) float64 {
+			if k == answer[i] || k == (answer[i]+1)%v {
+				return 0
+			}
+			return -1000
+		}), want: 1},
+		{name: "no submission.npy", raised: "FileNotFoundError", msg: "not found in the workspace"},
+		{name: "one row short", npy: lmFloats(n-1, func(int, int) float64 { return 0 }), raised: "ValueError", msg: "has shape (3999, 97), expected (4000, 97)"},
+		{name: "integers", npy: lmNPY("<i8", n, v, make([]byte, 8*n*v)), raised: "ValueError", msg: "floating-point log-probabilities"},
+		{name: "NaN", npy: lmFloats(n, func(i, k int) float64 {
+			if i == 7 && k == 3 {
+				return math.NaN()
+			}
+			return 0
+		}), raised: "ValueError", msg: "1 NaN or infinite values"},
+		{name: "log of zero", npy: lmFloats(n, func(i, k int) float64 {
+			if k == 0 {
+				return math.Inf(-1)
+			}
+			return 0
+		}), raised: "ValueError", msg: "4000 NaN or infinite values"},
+		{name: "probabilities", npy: lmFloats(n, func(int, int) float64 { return 1.0 / 97 }), raised: "ValueError", msg: "looks like probabilities"},
+		{name: "npz archive", npy: zip1(), raised: "ValueError", msg: "not an archive"},
+		{name: "pickled objects", npy: lmNPY("|O", n, v, []byte("\x80\x04N.")), raised: "ValueError", msg: "not a plain numpy array file"},
+		{name: "not numpy", npy: []byte("id,label\n0,a\n"), raised: "ValueError", msg: "not a plain numpy array file"},
 	}
 	for _, c := range cases {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
 			dir := t.TempDir()
-			alphabet, err := os.ReadFile(filepath.Join(p.task.EnvDir(), "alphabet.json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "alphabet.json"), alphabet, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if c.predict != "" {
-				if err := os.WriteFile(filepath.Join(dir, "predict.py"), []byte(c.predict), 0o644); err != nil {
+			if c.npy != nil {
+				if err := os.WriteFile(filepath.Join(dir, "submission.npy"), c.npy, 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -396,8 +358,8 @@ def load(folder): return M()
 				if err != nil {
 					t.Fatalf("%v\n%s", err, log.String())
 				}
-				if want := math.Log2(97); math.Abs(out.Score-want) > 1e-9 {
-					t.Errorf("scored %v, want the uniform model's %v\n%s", out.Score, want, log.String())
+				if math.Abs(out.Score-c.want) > 1e-9 {
+					t.Errorf("scored %v, want %v\n%s", out.Score, c.want, log.String())
 				}
 				return
 			}
@@ -413,10 +375,10 @@ def load(folder): return M()
 
 // TestLanguageModellingPrepareIsReproducible prepares the task twice and
 // compares the data byte for byte: the levels hold only if the same sources
-// always give the same split, substitution and passages.
+// and seed always draw the same modules and hidden positions.
 func TestLanguageModellingPrepareIsReproducible(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(lmStdlib, "os.py")); err != nil {
 		t.Skipf("the Python 3.11 standard library is not installed: %v", err)
 	}
-	checkReproducible(t, lmName, "env/train.txt", "env/alphabet.json", "scripts/test.txt", "scripts/key.json")
+	checkReproducible(t, lmName, "env/train.txt", "env/valid.txt", "env/test_contexts.json", "scripts/answers.json")
 }

@@ -1,146 +1,388 @@
-"""Prepare the language-modelling task (hidden from agents).
+"""Generate the language-modelling data (hidden from agents).
 
-The text is the Python standard library's own sources, which ship with the
-system (/usr/lib/python3.11). Because they are readable inside the sandbox,
-held-out text taken from them could simply be looked up, so this script
-hides it behind two secrets that never leave scripts/ (this file's SEED):
+Run by mlab once per task with the working directory scripts/ of a private
+copy of the task folder. Writes the agent's data into ../env/ and the hidden
+answers into ./answers.json.
 
-- a secret split: whole packages (top-level modules or folders, so that
-  near-identical sibling files stay on one side) go either to training or
-  to the held-out set;
-- a secret bijective substitution of the characters, applied to every split:
-  each of the 97 characters (printable ASCII, tab and newline) is replaced by
-  another one, so no held-out passage occurs verbatim anywhere on the system.
+The text is Python source code made from the Python standard library that
+ships with the system, but none of it is on the system: the statements of the
+standard library's functions become templates (their local names abstracted
+to slots), and each document is a new module drawn from a fixed secret seed,
+with new names, new nesting and a new order of statements. Texts taken
+verbatim from files on the system could be recovered by looking them up in
+those files, and so could any fixed recoding of them (a substitution cipher
+keeps the pattern of repeated letters, which a lookup can match); a drawn
+text cannot, so the hidden next characters are known only to this folder.
 
-It writes, relative to the working directory (scripts/):
-  ../env/train.txt       the training text, substituted (agent-visible)
-  ../env/alphabet.json   the 97 characters, in the order a model's
-                         distribution lists them (agent-visible)
-  test.txt               N_SEGMENTS held-out passages of SEGMENT_CHARS
-                         characters each, substituted, concatenated (hidden)
-  key.json               the substitution and the files of each split, for
-                         tests only (hidden; equivalent to this file's SEED)
-
-Only the standard library's `random` is used (its streams are stable across
-Python 3 versions), and files are read in sorted order, so the output is
-byte-identical wherever the same stdlib sources are installed.
+Outputs:
+- ../env/train.txt, ../env/valid.txt: documents separated by a form feed
+  ("\\f"), for training and validation;
+- ../env/test_contexts.json: one context per test document (up to
+  CONTEXT characters of it before a hidden position, preceded by "\\f" when
+  it starts at the document's start);
+- ./answers.json: the hidden character at each of those positions.
 """
-import bisect
+import ast
+import builtins
 import json
 import os
-import random
+import re
+import sysconfig
 
-SEED = 5_170_331_902_684
-ROOT = "/usr/lib/python3.11"
-# Folders that are not the standard library proper, or that other Debian
-# packages ship (so that they may be absent), or whose files are machine
-# generated and nearly identical to each other (the codec tables).
-EXCLUDE_DIRS = {"dist-packages", "site-packages", "encodings", "distutils", "lib2to3",
-                "test", "ensurepip", "venv", "idlelib", "tkinter", "turtledemo",
-                "pydoc_data", "__pycache__"}
-# Files that are configuration of this machine, not library code.
-EXCLUDE_PREFIXES = ("_sysconfigdata", "sitecustomize")
-ALPHABET = sorted([chr(c) for c in range(32, 127)] + ["\t", "\n"])
-TEST_SHARE = 0.12        # share of the characters that go to held-out packages
-N_SEGMENTS = 64          # held-out passages, scored as parallel streams
-SEGMENT_CHARS = 640      # characters per passage
+import numpy as np
+
+SEED = 0x7A3C_51D2_9E04_B86F  # the secret that, with this file, makes the data
+TRAIN_CHARS = 4_000_000
+VALID_CHARS = 200_000
+N_TEST = 4000
+CONTEXT = 512
+MIN_POSITION = 16  # hidden positions start this far into a document
+SEP = "\f"
+ALPHABET = "\n" + SEP + "".join(chr(c) for c in range(32, 127))
+
+KEEP = set(dir(builtins)) | {"self", "cls"}
+MAX_TEMPLATE = 88
+SLOT = re.compile(r"__(\d+)__")
+SIMPLE = (ast.Assign, ast.AugAssign, ast.Expr, ast.Return, ast.Raise, ast.Assert, ast.Pass,
+          ast.Break, ast.Continue, ast.Delete)
 
 
-def sources():
-    """(package, relative path, text) of every usable stdlib source file."""
-    allowed = set(ALPHABET)
-    out = []
-    for dirpath, dirnames, filenames in os.walk(ROOT):
-        dirnames[:] = sorted(d for d in dirnames if d not in EXCLUDE_DIRS)
-        for name in sorted(filenames):
-            if not name.endswith(".py") or name.startswith(EXCLUDE_PREFIXES):
+class _Abstract(ast.NodeTransformer):
+    """Renames local names to numbered slots, noting which are assigned."""
+
+    def __init__(self):
+        self.slots = {}
+        self.stored = set()
+
+    def _slot(self, name, store):
+        k = self.slots.setdefault(name, len(self.slots))
+        if store:
+            self.stored.add(k)
+        return f"__{k}__"
+
+    def visit_Name(self, node):
+        if node.id in KEEP:
+            return node
+        return ast.Name(id=self._slot(node.id, isinstance(node.ctx, ast.Store)), ctx=node.ctx)
+
+    def visit_arg(self, node):
+        node.arg = self._slot(node.arg, True)
+        node.annotation = None
+        return node
+
+
+def _template(node, first_line=False):
+    """(text, stored slots, number of slots) of node with its names
+    abstracted, or None when it does not make a good one-line template."""
+    abstract = _Abstract()
+    text = ast.unparse(abstract.visit(node))
+    if first_line:
+        text = text.split("\n")[0]
+    if len(text) > MAX_TEMPLATE or "\n" in text or not text.isascii() or "\\" in text:
+        return None
+    if any(c not in ALPHABET for c in text) or len(abstract.slots) > 5:
+        return None
+    return text, tuple(sorted(abstract.stored)), len(abstract.slots)
+
+
+def _header(node):
+    """The first line of a compound statement, body dropped."""
+    node = ast.parse(ast.unparse(node)).body[0]  # a private copy
+    node.body = [ast.Pass()]
+    if hasattr(node, "orelse"):
+        node.orelse = []
+    return _template(node, first_line=True)
+
+
+def _handler(h):
+    if h.type is None:
+        return None
+    t = _template(h.type)
+    return None if t is None else ("except " + t[0], t[1], t[2])
+
+
+class Pools:
+    """Templates from the standard library, with their real frequencies."""
+
+    def __init__(self, stdlib):
+        self.simple, self.loop_only, self.ret = [], [], []
+        self.if_, self.while_, self.for_, self.with_, self.except_ = [], [], [], [], []
+        self.imports, self.local_names, self.bases = [], [], []
+        files = sorted(f for f in os.listdir(stdlib) if f.endswith(".py"))
+        for name in files:
+            with open(os.path.join(stdlib, name), encoding="utf-8") as f:
+                try:
+                    tree = ast.parse(f.read())
+                except SyntaxError:
+                    continue
+            for node in tree.body:
+                if isinstance(node, (ast.Import, ast.ImportFrom)) and node.col_offset == 0:
+                    text = ast.unparse(node)
+                    if len(text) <= MAX_TEMPLATE and text.isascii():
+                        self.imports.append(text)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ClassDef):
+                    for b in node.bases:
+                        if isinstance(b, ast.Name):
+                            self.bases.append(b.id)
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    self._function(node)
+
+    def _function(self, fn):
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id not in KEEP:
+                self.local_names.append(node.id)
+        for node in ast.walk(fn):
+            if node is fn:
                 continue
-            path = os.path.join(dirpath, name)
-            if os.path.islink(path):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
                 continue
-            rel = os.path.relpath(path, ROOT)
-            try:
-                with open(path, encoding="utf-8", newline="") as f:
-                    text = f.read()
-            except (UnicodeDecodeError, OSError):
-                continue
-            # Files with other characters (non-ASCII names in comments, form
-            # feeds, CRLF) are left out rather than altered.
-            if not text or not set(text) <= allowed:
-                continue
-            if not text.endswith("\n"):
-                text += "\n"
-            out.append((rel.split(os.sep)[0].removesuffix(".py"), rel, text))
-    out.sort(key=lambda s: s[1])
-    return out
+            if isinstance(node, SIMPLE):
+                if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+                    continue  # docstrings
+                t = _template(node)
+                if t is None:
+                    continue
+                if isinstance(node, ast.Return):
+                    self.ret.append(t)
+                elif isinstance(node, (ast.Break, ast.Continue)):
+                    self.loop_only.append(t)
+                else:
+                    self.simple.append(t)
+            elif isinstance(node, ast.If):
+                t = _template(node.test)
+                if t:
+                    self.if_.append(t)
+            elif isinstance(node, ast.While):
+                t = _template(node.test)
+                if t:
+                    self.while_.append(t)
+            elif isinstance(node, ast.For):
+                t = _header(node)
+                if t:
+                    self.for_.append(t)
+            elif isinstance(node, ast.With):
+                t = _header(node)
+                if t:
+                    self.with_.append(t)
+            elif isinstance(node, ast.Try):
+                for h in node.handlers:
+                    t = _handler(h)
+                    if t:
+                        self.except_.append(t)
+
+
+ONSETS = "b c d f g h j k l m n p r s t v w z ch sh th st tr pl gr br cl fr".split()
+VOWELS = "a e i o u a e i o ai ea ou io".split()
+CODAS = ["", "", "", "n", "r", "s", "l", "x", "m", "t", "nd", "ck"]
+
+
+class Module:
+    """Draws one module: its names, its functions and classes."""
+
+    def __init__(self, pools, rng):
+        self.p, self.rng = pools, rng
+        self.lines = []
+        self.globals = []
+        self.used = set()
+
+    def pick(self, seq):
+        return seq[int(self.rng.integers(len(seq)))]
+
+    def word(self):
+        n = 1 + int(self.rng.integers(3))
+        return "".join(self.pick(ONSETS) + self.pick(VOWELS) + self.pick(CODAS) for _ in range(n))
+
+    def fresh(self, kind="var"):
+        """A name new to this module: a stdlib local name or a made-up word."""
+        for _ in range(50):
+            if kind == "class":
+                name = "".join(self.word().capitalize() for _ in range(1 + int(self.rng.integers(2))))
+            elif self.rng.random() < 0.35:
+                name = self.pick(self.p.local_names)
+            else:
+                name = "_".join(self.word() for _ in range(1 + int(self.rng.random() < 0.4)))
+            if name not in self.used and name not in KEEP and name.isidentifier():
+                self.used.add(name)
+                return name
+        return f"v{len(self.used)}"
+
+    def emit(self, depth, text):
+        self.lines.append("    " * depth + text)
+
+    def fill(self, template, scope):
+        text, stored, n_slots = template
+        names = []
+        for k in range(n_slots):
+            if k in stored and (self.rng.random() < 0.55 or not scope):
+                name = self.fresh()
+                scope.append(name)
+            elif scope and self.rng.random() < 0.9:
+                recent = scope[-6:]
+                name = self.pick(recent) if self.rng.random() < 0.6 else self.pick(scope)
+            else:
+                name = self.pick(self.globals) if self.globals and self.rng.random() < 0.5 else self.fresh()
+            names.append(name)
+        return SLOT.sub(lambda m: names[int(m.group(1))], text)
+
+    def block(self, depth, scope, in_loop, n):
+        for _ in range(n):
+            r = self.rng.random()
+            if depth < 4 and r < 0.32:
+                self.compound(depth, scope, in_loop)
+            elif in_loop and r < 0.36:
+                self.emit(depth, self.fill(self.pick(self.p.loop_only), scope))
+            elif r < 0.42 and any(s.startswith("self.") for s in scope):
+                attr = self.pick([s for s in scope if s.startswith("self.")])
+                if self.rng.random() < 0.5:
+                    self.emit(depth, f"{self.fresh_local(scope)} = {attr}")
+                else:
+                    self.emit(depth, f"{attr} = {self.pick(scope)}")
+            else:
+                self.emit(depth, self.fill(self.pick(self.p.simple), scope))
+
+    def fresh_local(self, scope):
+        name = self.fresh()
+        scope.append(name)
+        return name
+
+    def body_len(self, depth):
+        return 1 + int(self.rng.geometric(0.45 + 0.12 * depth)) - 1
+
+    def compound(self, depth, scope, in_loop):
+        kind = self.pick("if if if if for for while with try".split())
+        n = self.body_len(depth + 1)
+        if kind == "if":
+            self.emit(depth, "if " + self.fill(self.pick(self.p.if_), scope) + ":")
+            self.block(depth + 1, scope, in_loop, n)
+            while self.rng.random() < 0.25:
+                self.emit(depth, "elif " + self.fill(self.pick(self.p.if_), scope) + ":")
+                self.block(depth + 1, scope, in_loop, self.body_len(depth + 1))
+            if self.rng.random() < 0.3:
+                self.emit(depth, "else:")
+                self.block(depth + 1, scope, in_loop, self.body_len(depth + 1))
+        elif kind == "for":
+            self.emit(depth, self.fill(self.pick(self.p.for_), scope))
+            self.block(depth + 1, scope, True, n)
+        elif kind == "while":
+            self.emit(depth, "while " + self.fill(self.pick(self.p.while_), scope) + ":")
+            self.block(depth + 1, scope, True, n)
+        elif kind == "with":
+            self.emit(depth, self.fill(self.pick(self.p.with_), scope))
+            self.block(depth + 1, scope, in_loop, n)
+        else:
+            self.emit(depth, "try:")
+            self.block(depth + 1, scope, in_loop, n)
+            for _ in range(1 + int(self.rng.random() < 0.25)):
+                header = self.fill(self.pick(self.p.except_), scope)
+                if self.rng.random() < 0.3:
+                    header += " as " + self.fresh_local(scope)
+                self.emit(depth, header + ":")
+                self.block(depth + 1, scope, in_loop, self.body_len(depth + 1))
+            if self.rng.random() < 0.15:
+                self.emit(depth, "finally:")
+                self.block(depth + 1, scope, in_loop, self.body_len(depth + 1))
+
+    def function(self, depth, method, init=False, attrs=None):
+        name = "__init__" if init else self.fresh()
+        params = [self.fresh() for _ in range(int(self.rng.integers(0, 4 if not init else 5)))]
+        shown = list(params)
+        if shown and self.rng.random() < 0.3:
+            shown[-1] += "=" + self.pick(["None", "0", "1", "False", "True", "''", "()"])
+        if method:
+            shown.insert(0, "self")
+        self.emit(depth, f"def {name}({', '.join(shown)}):")
+        if not method:
+            self.globals.append(name)
+        scope = list(params) + ([f"self.{a}" for a in attrs] if attrs else [])
+        if init:
+            for p in params:
+                attr = p if self.rng.random() < 0.6 else "_" + p
+                self.emit(depth + 1, f"self.{attr} = {p}")
+                attrs.append(attr)
+            for _ in range(int(self.rng.integers(0, 3))):
+                attr = self.fresh()
+                self.emit(depth + 1, f"self.{attr} = {self.pick(['None', '0', '[]', '{}', 'False'])}")
+                attrs.append(attr)
+            if not params and not attrs:
+                self.emit(depth + 1, "pass")
+            return
+        self.block(depth + 1, scope, False, 2 + int(self.rng.geometric(0.3)))
+        if self.rng.random() < 0.6:
+            self.emit(depth + 1, self.fill(self.pick(self.p.ret), scope))
+
+    def klass(self):
+        name = self.fresh("class")
+        r = self.rng.random()
+        if r < 0.3:
+            base = "(" + self.pick(self.p.bases) + ")"
+        elif r < 0.45 and any(g[0].isupper() for g in self.globals):
+            base = "(" + self.pick([g for g in self.globals if g[0].isupper()]) + ")"
+        else:
+            base = ""
+        self.emit(0, f"class {name}{base}:")
+        self.globals.append(name)
+        attrs = []
+        self.function(1, True, init=True, attrs=attrs)
+        for _ in range(1 + int(self.rng.integers(3))):
+            self.emit(0, "")
+            self.function(1, True, attrs=attrs)
+
+    def draw(self):
+        for _ in range(int(self.rng.integers(0, 4))):
+            self.emit(0, self.pick(self.p.imports))
+        if self.lines:
+            self.emit(0, "")
+        for _ in range(int(self.rng.integers(0, 3))):
+            name = self.fresh().upper()
+            self.globals.append(name)
+            self.emit(0, f"{name} = {self.pick(['None', '0', '1', '()', '[]', '{}', repr(self.word())])}")
+        for i in range(1 + int(self.rng.integers(4))):
+            if self.lines:
+                self.emit(0, "")
+                self.emit(0, "")
+            if self.rng.random() < 0.35:
+                self.klass()
+            else:
+                self.function(0, False)
+        return "\n".join(self.lines) + "\n"
+
+
+def documents(pools, rng, n_chars):
+    docs, total = [], 0
+    while total < n_chars:
+        doc = Module(pools, rng).draw()
+        docs.append(doc)
+        total += len(doc) + 1
+    return docs
 
 
 def main():
-    rng = random.Random(SEED)
-    files = sources()
-    if len(files) < 100:
-        raise SystemExit(f"only {len(files)} usable source files under {ROOT}: is the Python 3.11 standard library installed?")
-
-    # The secret split, by package.
-    packages = sorted({p for p, _, _ in files})
-    rng.shuffle(packages)
-    total = sum(len(t) for _, _, t in files)
-    size = {p: 0 for p in packages}
-    for p, _, t in files:
-        size[p] += len(t)
-    test_pkgs, held = set(), 0
-    for p in packages:
-        if held >= TEST_SHARE * total:
-            break
-        if size[p] > 0.5 * TEST_SHARE * total:
-            continue  # no single package dominates the held-out text
-        test_pkgs.add(p)
-        held += size[p]
-    train_files = [f for f in files if f[0] not in test_pkgs]
-    test_files = [f for f in files if f[0] in test_pkgs]
-
-    # The secret substitution: a random permutation of the alphabet.
-    image = ALPHABET[:]
-    rng.shuffle(image)
-    table = str.maketrans(dict(zip(ALPHABET, image)))
-
-    # Held-out passages: one from each of N_SEGMENTS equal strides of the
-    # held-out text, starting at a line start picked at random, and lying
-    # within one file.
-    test_text = "".join(t for _, _, t in test_files)
-    ends, end = [], 0
-    for _, _, t in test_files:
-        end += len(t)
-        ends.append(end)
-    stride = len(test_text) // N_SEGMENTS
-    if stride < 2 * SEGMENT_CHARS:
-        raise SystemExit(f"held-out text too short: {len(test_text)} characters")
-    segments = []
-    for i in range(N_SEGMENTS):
-        lo = i * stride
-        starts = [j + 1 for j in range(lo, lo + stride) if test_text[j] == "\n"
-                  and j + 1 + SEGMENT_CHARS <= ends[bisect.bisect_right(ends, j)]]
-        if not starts:
-            raise SystemExit(f"no passage fits in stride {i} of the held-out text")
-        start = rng.choice(starts)
-        segments.append(test_text[start:start + SEGMENT_CHARS])
-
-    os.makedirs("../env", exist_ok=True)
-    with open("../env/train.txt", "w", encoding="ascii", newline="") as f:
-        f.write("".join(t for _, _, t in train_files).translate(table))
-    with open("../env/alphabet.json", "w", encoding="ascii") as f:
-        json.dump(ALPHABET, f)
-        f.write("\n")
-    with open("test.txt", "w", encoding="ascii", newline="") as f:
-        f.write("".join(segments).translate(table))
-    with open("key.json", "w", encoding="ascii") as f:
-        json.dump({"substitution": dict(zip(ALPHABET, image)),
-                   "train_files": [rel for _, rel, _ in train_files],
-                   "test_files": [rel for _, rel, _ in test_files]}, f, indent=1)
-        f.write("\n")
-    print(f"{len(train_files)} training files ({sum(len(t) for _, _, t in train_files)} characters), "
-          f"{len(test_files)} held-out files ({len(test_text)} characters) in {len(test_pkgs)} packages, "
-          f"{N_SEGMENTS} held-out passages of {SEGMENT_CHARS} characters")
+    rng = np.random.default_rng(SEED)
+    pools = Pools(sysconfig.get_paths()["stdlib"])
+    train = documents(pools, rng, TRAIN_CHARS)
+    valid = documents(pools, rng, VALID_CHARS)
+    contexts, answers = [], []
+    for _ in range(N_TEST):
+        doc = SEP + Module(pools, rng).draw()
+        pos = int(rng.integers(MIN_POSITION, len(doc)))
+        contexts.append(doc[max(0, pos - CONTEXT):pos])
+        answers.append(doc[pos])
+    for text in train + valid + contexts + answers:
+        bad = set(text) - set(ALPHABET)
+        assert not bad, bad
+    env = os.path.join("..", "env")
+    os.makedirs(env, exist_ok=True)
+    with open(os.path.join(env, "train.txt"), "w", newline="") as f:
+        f.write("".join(SEP + d for d in train))
+    with open(os.path.join(env, "valid.txt"), "w", newline="") as f:
+        f.write("".join(SEP + d for d in valid))
+    with open(os.path.join(env, "test_contexts.json"), "w") as f:
+        json.dump(contexts, f)
+    with open("answers.json", "w") as f:
+        json.dump(answers, f)
+    print(f"wrote {len(train)} training documents ({sum(map(len, train))} characters), "
+          f"{len(valid)} validation documents and {N_TEST} test contexts")
 
 
 if __name__ == "__main__":
