@@ -109,6 +109,8 @@ class Pools:
         self.if_, self.while_, self.for_, self.with_, self.except_ = [], [], [], [], []
         self.imports, self.local_names, self.bases = [], [], []
         files = sorted(f for f in os.listdir(stdlib) if f.endswith(".py"))
+        if len(files) < 100:
+            raise SystemExit(f"only {len(files)} source files in {stdlib}: is the Python standard library installed?")
         for name in files:
             with open(os.path.join(stdlib, name), encoding="utf-8") as f:
                 try:
@@ -211,6 +213,10 @@ class Module:
         self.lines.append("    " * depth + text)
 
     def fill(self, template, scope):
+        """The template with its slots named. A slot the template assigns
+        gets a new name about half the time; the others mostly reuse names
+        in scope, recent ones more often, so that names recur within a
+        module, as in real code: a model can copy them from the context."""
         text, stored, n_slots = template
         names = []
         for k in range(n_slots):
@@ -226,6 +232,7 @@ class Module:
         return SLOT.sub(lambda m: names[int(m.group(1))], text)
 
     def block(self, depth, scope, in_loop, n):
+        """n statements at depth; break and continue only inside loops."""
         for _ in range(n):
             r = self.rng.random()
             if depth < 4 and r < 0.32:
@@ -247,7 +254,8 @@ class Module:
         return name
 
     def body_len(self, depth):
-        return 1 + int(self.rng.geometric(0.45 + 0.12 * depth)) - 1
+        """How many statements a nested block gets: fewer the deeper it is."""
+        return int(self.rng.geometric(0.45 + 0.12 * depth))
 
     def compound(self, depth, scope, in_loop):
         kind = self.pick("if if if if for for while with try".split())
@@ -337,7 +345,7 @@ class Module:
             name = self.fresh().upper()
             self.globals.append(name)
             self.emit(0, f"{name} = {self.pick(['None', '0', '1', '()', '[]', '{}', repr(self.word())])}")
-        for i in range(1 + int(self.rng.integers(4))):
+        for _ in range(1 + int(self.rng.integers(4))):
             if self.lines:
                 self.emit(0, "")
                 self.emit(0, "")
@@ -368,9 +376,9 @@ def main():
         pos = int(rng.integers(MIN_POSITION, len(doc)))
         contexts.append(doc[max(0, pos - CONTEXT):pos])
         answers.append(doc[pos])
-    for text in train + valid + contexts + answers:
-        bad = set(text) - set(ALPHABET)
-        assert not bad, bad
+    bad = set("".join(train + valid + contexts + answers)) - set(ALPHABET)
+    if bad:
+        raise SystemExit(f"drawn text has characters outside the alphabet: {sorted(bad)}")
     env = os.path.join("..", "env")
     os.makedirs(env, exist_ok=True)
     with open(os.path.join(env, "train.txt"), "w", newline="") as f:
