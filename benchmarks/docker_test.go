@@ -29,8 +29,7 @@ func TestTorchTaskOnDocker(t *testing.T) {
 		t.Fatal(err)
 	}
 	catalog := tasks.NewCatalog(benchmarks.FS(), "", t.TempDir())
-	// The PyTorch task, and the task whose eval confines the submitted
-	// model with Landlock, which the container must allow.
+	// The two PyTorch tasks.
 	for _, name := range []string{"image-classification", "language-modelling"} {
 		t.Run(name, func(t *testing.T) {
 			task, err := catalog.Load(t.Context(), name)
